@@ -1,0 +1,124 @@
+"""The `reasoner` command: parse arguments, call the API, render, exit with a documented code.
+
+Exit codes: 0 success; 1 `lint` found errors; 2 wrong command-line usage; 3 an input file
+(policy, vocabulary or patient) is invalid. Bad input never prints a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import render
+from .decide import Reasoner
+from .errors import InputError, Problem, did_you_mean
+from .load import VOCABULARY_FILE, Loaded, lint, load, policy_files
+from .patient import load_patient
+from .paths import policies_dir
+
+EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Executable health-insurance coverage policies: decide, compare, explain.")
+
+PoliciesOpt = typer.Option(None, "--policies", help="Policy folder (default: the bundled policies/).")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
+
+
+def _fail(problems, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"errors": [{"where": p.where, "severity": p.severity, "message": p.message} for p in problems]}, indent=2))
+    else:
+        render.console().print(render.problems_text(problems), end="")
+    raise typer.Exit(EXIT_INPUT)
+
+
+def _load(folder: Optional[Path], as_json: bool) -> Loaded:
+    try:
+        return load(folder)
+    except InputError as err:
+        _fail(err.problems, as_json)
+
+
+def _payers(loaded: Loaded, wanted: list[str] | None, as_json: bool) -> list[str] | None:
+    known = [p.id for p in loaded.program.policies]
+    unknown = [w for w in wanted or [] if w not in known]
+    if unknown:
+        _fail([Problem("--payer", f"unknown payer '{u}'.{did_you_mean(u, known)} Loaded: {', '.join(known)}.") for u in unknown], as_json)
+    return wanted or None
+
+
+@app.command()
+def check(
+    patient: Path = typer.Argument(..., help="Patient file (YAML or JSON) in the shared vocabulary."),
+    payer: Optional[list[str]] = typer.Option(None, "--payer", help="Only these payers (repeatable)."),
+    policies: Optional[Path] = PoliciesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """The decision of each payer for one patient, with the deciding rule and its citation."""
+    loaded = _load(policies, as_json)
+    chosen = _payers(loaded, payer, as_json)
+    try:
+        p = load_patient(patient, loaded.vocab)
+    except InputError as err:
+        _fail(err.problems, as_json)
+    decisions = Reasoner(loaded).decide(p, chosen)
+    if as_json:
+        print(json.dumps({"schema": "reasoner.check/1", "patient": p.id,
+                          "decisions": [d.as_json() for d in decisions]}, indent=2))
+    else:
+        render.console().print(render.decisions_table(p.id, decisions))
+
+
+@app.command("lint")
+def lint_cmd(
+    files: Optional[list[Path]] = typer.Argument(None, help="Policy files (default: every *.policy in the folder)."),
+    policies: Optional[Path] = PoliciesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check policy files against the grammar and vocabulary; print every problem with file:line:column."""
+    folder = Path(policies) if policies else policies_dir()
+    vocab_path = folder / VOCABULARY_FILE
+    if files:
+        vocab_path = next((f.parent / VOCABULARY_FILE for f in files if (f.parent / VOCABULARY_FILE).exists()), vocab_path)
+    targets = list(files) if files else policy_files(folder)
+    _, checked, problems = lint(targets, vocab_path)
+    errors = [p for p in problems if p.severity == "error"]
+    if as_json:
+        print(json.dumps({"schema": "reasoner.lint/1", "files": [str(t) for t in targets],
+                          "problems": [{"where": p.where, "severity": p.severity, "message": p.message} for p in problems]}, indent=2))
+    else:
+        out = render.console()
+        out.print(render.problems_text(problems), end="")
+        out.print(f"{len(targets)} file(s) checked: {len(errors)} error(s), {len(problems) - len(errors)} warning(s).")
+    raise typer.Exit(EXIT_LINT if errors else EXIT_OK)
+
+
+@app.command("policies")
+def policies_cmd(policies: Optional[Path] = PoliciesOpt, as_json: bool = JsonOpt) -> None:
+    """List the loaded policies, their documents, lines of business and what they cover."""
+    loaded = _load(policies, as_json)
+    if as_json:
+        print(json.dumps({"schema": "reasoner.policies/1", "policies": [
+            {"id": p.id, "payer": p.payer, "document": p.document, "title": p.title, "version": p.version,
+             "lines": list(p.lines), "source": p.source,
+             "rules": [{"name": r.name, "label": r.label, "decision": r.outcome.kind, "subkind": r.outcome.subkind,
+                        "citation": str(r.cite)} for r in p.rules]}
+            for p in loaded.program.policies]}, indent=2))
+    else:
+        render.console().print(render.policies_table(loaded.program))
+
+
+def main() -> None:
+    """Console entry point; click's usage errors already exit with 2."""
+    try:
+        app()
+    except BrokenPipeError:  # e.g. `reasoner policies | head`
+        sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

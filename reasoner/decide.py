@@ -1,0 +1,59 @@
+"""Decisions per payer, as data: what was decided, by which rule, citing which section."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ir
+from .engine import Engine
+from .load import Loaded
+from .patient import Patient
+
+
+@dataclass(frozen=True)
+class Decision:
+    policy: str
+    payer: str
+    document: str
+    kind: str  # covered | denied | review | not_addressed
+    subkind: str | None
+    detail: str | None
+    prior_auth: str | None
+    rule: str | None  # name of the deciding rule; None when no rule of the policy applies
+    rule_label: str
+    cite: ir.Citation | None
+
+    def as_json(self) -> dict:
+        return {
+            "policy": self.policy, "payer": self.payer, "document": self.document,
+            "decision": self.kind, "subkind": self.subkind, "detail": self.detail,
+            "prior_auth": self.prior_auth, "rule": self.rule, "rule_label": self.rule_label,
+            "citation": None if self.cite is None else {"document": self.cite.document, "section": self.cite.section},
+        }
+
+
+NO_RULE = "No rule of this policy applies to this request"
+
+
+class Reasoner:
+    """Decides patients under a loaded program; one pyDatalog knowledge base per instance."""
+
+    def __init__(self, loaded: Loaded):
+        self.loaded = loaded
+        self.engine = Engine(loaded.program, loaded.vocab)
+
+    def policy_ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.loaded.program.policies)
+
+    def decide(self, patient: Patient, policies=None) -> list[Decision]:
+        evaluation = self.engine.evaluate(patient.facts, policies)
+        return [self._decision(self.loaded.program.policy(pid), rule) for pid, rule in evaluation.decided.items()]
+
+    @staticmethod
+    def _decision(policy: ir.Policy, rule_name: str | None) -> Decision:
+        if rule_name is None:
+            return Decision(policy.id, policy.payer, policy.document, "not_addressed", None, None, None,
+                            None, NO_RULE, None)
+        rule = next(r for r in policy.rules if r.name == rule_name)
+        o = rule.outcome
+        return Decision(policy.id, policy.payer, policy.document, o.kind, o.subkind, o.detail, o.prior_auth,
+                        rule.name, rule.label, rule.cite)

@@ -1,0 +1,93 @@
+"""The only module that imports pyDatalog: loads compiled clauses, decides one patient at a time.
+
+Clauses are built with pyDatalog's engine objects and constants are passed as Python values:
+no text from a policy or patient file is ever parsed as Python by `load()` or `ask()`.
+Each patient's facts are asserted, queried and retracted (in `finally`), so nothing leaks
+between patients and the cost does not grow with the number of patients seen.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from pyDatalog import Logic, pyEngine
+from pyDatalog.pyDatalog import assert_fact, retract_fact
+
+from . import datalog as dl
+from . import ir
+from .vocab import Vocabulary
+
+pyEngine.Float_Precision = None  # the default rounds 49.9999999 to 50.0, which then passes ">= 50"
+
+_active = threading.local()  # the Engine whose knowledge base this thread holds
+PATIENT = "patient"  # the one patient id ever asserted at a time
+
+
+def _term(x):
+    return pyEngine.Var(x.name) if isinstance(x, dl.Var) else pyEngine.Term_of(x)
+
+
+def _literal(item) -> pyEngine.Literal:
+    if isinstance(item, dl.Cmp):
+        return pyEngine.Literal(item.op, [_term(item.left), _term(item.right)])
+    name = ("~" if item.negated else "") + item.pred
+    return pyEngine.Literal(name, [_term(a) for a in item.args])
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the engine concluded for one patient."""
+
+    decided: dict[str, str | None]  # policy id -> name of the deciding rule (None: no rule applied)
+    nodes: dict[str, bool]  # node id -> holds (empty unless asked for)
+    fired: dict[str, bool]  # rule id -> its conditions hold (empty unless asked for)
+
+
+class Engine:
+    """A pyDatalog knowledge base holding one program's rules."""
+
+    def __init__(self, program: ir.Program, vocab: Vocabulary):
+        self.program, self.vocab = program, vocab
+        self.compiled = dl.compile_program(program, vocab)
+        self._logic = None
+        self._activate()
+
+    def _activate(self) -> None:
+        """Make this engine's knowledge base the current thread's, loading it on first use."""
+        if getattr(_active, "engine", None) is self:
+            return
+        if self._logic is None:
+            Logic()  # a fresh knowledge base for this thread
+            for pred, arity in dl.BASE.items():  # declare base relations before any rule negates them
+                assert_fact(pred, *(["_"] * arity))
+                retract_fact(pred, *(["_"] * arity))
+            for clause in self.compiled.clauses:
+                pyEngine.assert_(pyEngine.Clause(_literal(clause.head), [_literal(b) for b in clause.body]))
+            self._logic = Logic(True)
+        else:
+            Logic(self._logic)
+        _active.engine = self
+
+    def _ask(self, pred: str, *args) -> list[tuple]:
+        result = pyEngine.Literal(pred, [_term(a) for a in args]).ask()
+        return result if isinstance(result, list) else ([()] if result else [])
+
+    def evaluate(self, facts: dict, policies=None, detail: bool = False) -> Evaluation:
+        """Decide one validated patient under each policy; with `detail`, read every node's truth."""
+        self._activate()
+        atoms = dl.patient_facts(PATIENT, facts, self.vocab)
+        for a in atoms:
+            assert_fact(a.pred, *a.args)
+        try:
+            wanted = [p.id for p in self.program.policies if policies is None or p.id in policies]
+            rows = self._ask("decision", PATIENT, dl.Var("Policy"), dl.Var("Rule"))
+            found = {policy: rule for _, policy, rule in rows}
+            decided = {pid: found.get(pid) for pid in wanted}
+            nodes, fired = {}, {}
+            if detail:
+                nodes = {nid: bool(self._ask(pred, PATIENT)) for nid, pred in self.compiled.node_pred.items()}
+                fired = {rid: bool(self._ask(pred, PATIENT)) for rid, pred in self.compiled.fires_pred.items()}
+            return Evaluation(decided, nodes, fired)
+        finally:
+            for a in atoms:
+                retract_fact(a.pred, *a.args)

@@ -1,0 +1,251 @@
+"""Text to syntax tree. Loads the grammar once; turns Lark's errors into ours.
+
+Each method of `_Build` builds one syntax node for the grammar alias of the same name.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
+
+from . import syntax as s
+from .errors import PolicyError, Problem
+from .paths import grammar_file
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(
+        grammar_file().read_text(encoding="utf-8"),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def _text(token: Token) -> str:
+    """A STRING token without its quotes."""
+    return str(token)[1:-1]
+
+
+@v_args(meta=True, inline=True)
+class _Build(Transformer):
+    """One method per grammar alias; each returns one syntax node."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _span(self, meta) -> s.Span:
+        return s.Span(self.file, getattr(meta, "line", 0), getattr(meta, "column", 0))
+
+    def _tspan(self, token: Token) -> s.Span:
+        return s.Span(self.file, token.line, token.column)
+
+    # -------------------------------------------------------------- shared bits
+    def start(self, meta, node):
+        return node
+
+    def name_list(self, meta, *names):
+        return tuple(str(n) for n in names)
+
+    def value_list(self, meta, *values):
+        return tuple(_text(v) if v.type == "STRING" else str(v) for v in values)
+
+    def number(self, meta, token):
+        return Decimal(str(token))
+
+    def unit(self, meta, token):
+        return str(token)
+
+    def cite(self, meta, text):
+        return s.Cite(_text(text), self._span(meta))
+
+    # -------------------------------------------------------------- vocabulary
+    def vocabulary(self, meta, name, title, *items):
+        domains = tuple(i for i in items if isinstance(i, s.Domain))
+        concepts = tuple(i for i in items if isinstance(i, s.ConceptDecl))
+        return s.VocabularyFile(str(name), _text(title), domains, concepts, self._span(meta))
+
+    def domain(self, meta, name, meaning, *values):
+        return s.Domain(str(name), _text(meaning), values, self._span(meta))
+
+    def domain_value(self, meta, name, meaning, codes=()):
+        return s.DomainValue(str(name), _text(meaning), codes, self._span(meta))
+
+    def code_list(self, meta, *codes):
+        return tuple(_text(c) for c in codes)
+
+    def concept(self, meta, name, kind, meaning):
+        return s.ConceptDecl(str(name), kind, _text(meaning), self._span(meta))
+
+    def boolean_kind(self, meta):
+        return s.Kind("boolean")
+
+    def number_kind(self, meta, unit, low, high):
+        return s.Kind("number", unit=unit, low=low, high=high)
+
+    def enum_kind(self, meta, domain):
+        return s.Kind("enum", domain=str(domain))
+
+    def set_kind(self, meta, domain):
+        return s.Kind("set", domain=str(domain))
+
+    def codes_kind(self, meta, system):
+        return s.Kind("codes", system=_text(system))
+
+    def date_kind(self, meta):
+        return s.Kind("date")
+
+    # -------------------------------------------------------------- policy
+    def policy(self, meta, header, *items):
+        pick = lambda cls: tuple(i for i in items if isinstance(i, cls))  # noqa: E731
+        return s.PolicyFile(header, pick(s.CodeSet), pick(s.Define), pick(s.RuleDecl), self._span(meta))
+
+    def header(self, meta, name, *fields):
+        return s.Header(str(name), fields, self._span(meta))
+
+    def payer(self, meta, text):
+        return s.HeaderField("payer", (_text(text),), None, self._span(meta))
+
+    def document(self, meta, doc_id, title):
+        return s.HeaderField("document", (_text(doc_id), _text(title)), None, self._span(meta))
+
+    def version(self, meta, text):
+        return s.HeaderField("version", (_text(text),), None, self._span(meta))
+
+    def lines(self, meta, names, cite=None):
+        return s.HeaderField("lines", names, cite, self._span(meta))
+
+    def codeset(self, meta, name, label, *rest):
+        cite = rest[0] if rest and isinstance(rest[0], s.Cite) else None
+        codes = tuple(_text(c) for c in rest if isinstance(c, Token))
+        return s.CodeSet(str(name), _text(label), cite, codes, self._span(meta))
+
+    def define(self, meta, name, label, *rest):
+        cite, expr = (rest[0], rest[1]) if len(rest) == 2 else (None, rest[0])
+        return s.Define(str(name), _text(label), cite, expr, self._span(meta))
+
+    def rule(self, meta, name, label, *rest):
+        cite = rest[0] if rest and isinstance(rest[0], s.Cite) else None
+        fields = rest[1:] if cite else rest
+        of = lambda tag: tuple(f[1] for f in fields if f[0] == tag)  # noqa: E731
+        return s.RuleDecl(
+            str(name), _text(label), cite,
+            of("scope"), of("when"), of("unless"), of("decide"), self._span(meta),
+        )
+
+    def scope(self, meta, dimension, values):
+        return ("scope", s.Scope(str(dimension), values, self._span(meta)))
+
+    def when(self, meta, expr):
+        return ("when", expr)
+
+    def unless(self, meta, expr):
+        return ("unless", expr)
+
+    def decide(self, meta, decision):
+        return ("decide", decision)
+
+    def decision(self, meta, kind, *rest):
+        subkind = next((str(t) for t in rest if isinstance(t, Token) and t.type == "NAME"), None)
+        detail = next((_text(t) for t in rest if isinstance(t, Token) and t.type == "STRING"), None)
+        pa = next((t for t in rest if isinstance(t, str) and not isinstance(t, Token)), None)
+        return s.Decision(str(kind), subkind, detail, pa, self._span(meta))
+
+    def prior_auth(self, meta, value):
+        return str(value)
+
+    # -------------------------------------------------------------- criteria
+    def item(self, meta, expr, *rest):
+        label = next((_text(t) for t in rest if isinstance(t, Token)), None)
+        cite = next((c.section for c in rest if isinstance(c, s.Cite)), None)
+        return s.Item(expr, label, cite, self._span(meta))
+
+    def all_of(self, meta, *items):
+        return s.Block("all", items, len(items), self._span(meta))
+
+    def any_of(self, meta, *items):
+        return s.Block("any", items, 1, self._span(meta))
+
+    def at_least(self, meta, n, *items):
+        return s.Block("at_least", items, int(n), self._span(meta))
+
+    def not_(self, meta, expr):
+        return s.Not(expr, self._span(meta))
+
+    def name_ref(self, meta, name):
+        return s.NameRef(str(name), self._span(meta))
+
+    def compare(self, meta, name, op, value, unit=None):
+        return s.Compare(str(name), str(op), value, unit, self._span(meta))
+
+    def member(self, meta, name, values):
+        return s.Member(str(name), values, self._span(meta))
+
+    def in_codes(self, meta, name, codeset):
+        return s.InCodes(str(name), str(codeset), self._span(meta))
+
+    def has_all(self, meta, name, values):
+        return s.HasAll(str(name), values, self._span(meta))
+
+    def count(self, meta, name, values, op, n):
+        return s.Count(str(name), values, str(op), int(n), self._span(meta))
+
+    def documented(self, meta, name):
+        return s.Documented(str(name), self._span(meta))
+
+
+_TOKEN_NAMES = {
+    "LBRACE": "'{'", "RBRACE": "'}'", "COLON": "':'", "STRING": "a quoted string",
+    "NAME": "a name", "CMP": "a comparison (>=, >, ==, <, <=)", "INT": "a whole number",
+    "SIGNED_NUMBER": "a number", "KIND": "a decision (covered, denied, review, not_addressed)",
+    "PA": "'required' or 'not_required'", "EQUAL": "'='", "COMMA": "','",
+    "LSQB": "'['", "RSQB": "']'", "LPAR": "'('", "RPAR": "')'", "$END": "the end of the file",
+}
+
+
+def _describe_expected(expected) -> str:
+    names = sorted({_TOKEN_NAMES.get(e, repr(e.strip('"').lower()) if e.isupper() else e) for e in expected})
+    if len(names) > 6:
+        names = names[:6] + ["..."]
+    return ", ".join(names)
+
+
+def _syntax_problem(err: UnexpectedInput, text: str, file: str) -> Problem:
+    where = f"{file}:{err.line}:{err.column}"
+    context = err.get_context(text).rstrip("\n").replace("\n", "\n    ")
+    if isinstance(err, UnexpectedCharacters):
+        what = f"unexpected character {text[err.pos_in_stream]!r}"
+    elif isinstance(err, UnexpectedEOF):
+        what = "the file ends too early"
+        where = f"{file}:{text.count(chr(10)) + 1}:1"
+    else:
+        token = getattr(err, "token", None)
+        what = f"unexpected {token!r}" if token is not None else "unexpected input"
+    expected = getattr(err, "expected", None) or getattr(err, "allowed", None) or ()
+    hint = f"; expected {_describe_expected(expected)}" if expected else ""
+    return Problem(where, f"syntax error: {what}{hint}.\n    {context}")
+
+
+def parse_text(text: str, file: str = "<text>"):
+    """Parse policy or vocabulary text; raises PolicyError with line and column."""
+    try:
+        tree = _parser().parse(text)
+        return _Build(file).transform(tree)
+    except UnexpectedInput as err:
+        raise PolicyError([_syntax_problem(err, text, file)]) from None
+    except VisitError as err:  # a builder rejected a value, e.g. a malformed number
+        raise PolicyError([Problem(file, f"cannot read the file: {err.orig_exc}")]) from None
+
+
+def parse_file(path: Path):
+    """Parse one file; unreadable files are reported like syntax errors."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PolicyError([Problem(str(path), f"cannot read the file: {err}")]) from None
+    return parse_text(text, str(path))
