@@ -218,14 +218,15 @@ def _describe_expected(expected) -> str:
 def _syntax_problem(err: UnexpectedInput, text: str, file: str) -> Problem:
     where = f"{file}:{err.line}:{err.column}"
     context = err.get_context(text).rstrip("\n").replace("\n", "\n    ")
+    token = getattr(err, "token", None)
     if isinstance(err, UnexpectedCharacters):
         what = f"unexpected character {text[err.pos_in_stream]!r}"
-    elif isinstance(err, UnexpectedEOF):
-        what = "the file ends too early"
-        where = f"{file}:{text.count(chr(10)) + 1}:1"
+    elif isinstance(err, UnexpectedEOF) or (token is not None and token.type == "$END"):
+        lines = text.rstrip().split("\n")
+        what, where = "the file ends too early", f"{file}:{len(lines)}:{len(lines[-1]) + 1}"
+        context = f"{lines[-1]}\n    {' ' * len(lines[-1])}^"
     else:
-        token = getattr(err, "token", None)
-        what = f"unexpected {token!r}" if token is not None else "unexpected input"
+        what = f"unexpected {token.value}" if token.type == "STRING" else f"unexpected '{token.value}'"
     expected = getattr(err, "expected", None) or getattr(err, "allowed", None) or ()
     hint = f"; expected {_describe_expected(expected)}" if expected else ""
     return Problem(where, f"syntax error: {what}{hint}.\n    {context}")

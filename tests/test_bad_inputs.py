@@ -1,0 +1,80 @@
+"""Data-driven corpora of malformed inputs, each with the exact one-paragraph error expected.
+
+tests/bad/policies/NAME.policy  (or .vocab)  ->  NAME.expected : what `reasoner lint` reports
+tests/bad/patients/NAME.yaml|json            ->  NAME.expected : what loading the patient reports
+Paths in the expected text are relative to the repository root.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reasoner.cli import EXIT_INPUT, EXIT_LINT, app
+from reasoner.errors import PatientError, PolicyError
+from reasoner.load import lint, load
+from reasoner.patient import load_patient
+from reasoner.vocab import load_vocabulary
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD = Path("tests/bad")
+BAD_POLICIES = sorted(p for p in (ROOT / BAD / "policies").iterdir() if p.suffix in (".policy", ".vocab"))
+BAD_PATIENTS = sorted(p for p in (ROOT / BAD / "patients").iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+VOCAB = Path("policies/vocabulary.vocab")
+
+
+def _expected(path: Path) -> str:
+    return path.with_suffix(".expected").read_text(encoding="utf-8").strip()
+
+
+def _policy_errors(rel: Path) -> str:
+    if rel.suffix == ".vocab":
+        with pytest.raises(PolicyError) as err:
+            load_vocabulary(rel)
+        return str(err.value)
+    _, _, problems = lint([rel], VOCAB)
+    return "\n".join(str(p) for p in problems if p.severity == "error")
+
+
+def test_corpora_are_large_enough():
+    assert len(BAD_POLICIES) >= 15 and len(BAD_PATIENTS) >= 15
+
+
+@pytest.mark.parametrize("path", BAD_POLICIES, ids=lambda p: p.name)
+def test_bad_policy_reports_expected_error(path, at_root):
+    rel = BAD / "policies" / path.name
+    assert _policy_errors(rel) == _expected(path)
+
+
+@pytest.mark.parametrize("path", [p for p in BAD_POLICIES if p.suffix == ".policy"], ids=lambda p: p.name)
+def test_bad_policy_cli_lint_fails_cleanly(path, at_root):
+    result = CliRunner().invoke(app, ["lint", str(BAD / "policies" / path.name)])
+    assert result.exit_code == EXIT_LINT, result.output
+    assert "Traceback" not in result.output
+    where = _expected(path).split(": error:")[0]
+    assert where in result.output
+
+
+@pytest.mark.parametrize("path", BAD_PATIENTS, ids=lambda p: p.name)
+def test_bad_patient_reports_expected_error(path, loaded, at_root):
+    with pytest.raises(PatientError) as err:
+        load_patient(BAD / "patients" / path.name, loaded.vocab)
+    assert str(err.value) == _expected(path)
+
+
+@pytest.mark.parametrize("path", BAD_PATIENTS, ids=lambda p: p.name)
+def test_bad_patient_cli_exits_3_without_traceback(path, at_root):
+    result = CliRunner().invoke(app, ["check", str(BAD / "patients" / path.name)])
+    assert result.exit_code == EXIT_INPUT
+    assert "Traceback" not in result.output and "error:" in result.output
+
+
+def test_one_bad_policy_loads_nothing(tmp_path):
+    """All or nothing: a folder with one broken policy yields no program at all."""
+    (tmp_path / "vocabulary.vocab").write_text((ROOT / VOCAB).read_text())
+    (tmp_path / "geisinger.policy").write_text((ROOT / "policies/geisinger.policy").read_text())
+    (tmp_path / "broken.policy").write_text((ROOT / BAD_POLICIES[0]).read_text() if BAD_POLICIES[0].suffix == ".policy"
+                                           else "policy broken {")
+    with pytest.raises(PolicyError):
+        load(tmp_path)

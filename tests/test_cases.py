@@ -1,0 +1,34 @@
+"""Golden cases: patient scenarios with the decision each payer must reach, and the deciding rule.
+
+A case file (tests/cases/<payer>/*.yaml) has a `base` patient and `scenarios`, each of which may
+`set` and `unset` facts and lists, per payer, the expected decision, sub-kind, rule, prior auth.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reasoner.patient import validate
+
+CASES = Path(__file__).resolve().parent / "cases"
+FIELDS = {"decision": "kind", "subkind": "subkind", "rule": "rule", "prior_auth": "prior_auth"}
+
+
+def _scenarios():
+    for path in sorted(CASES.rglob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        for i, sc in enumerate(doc["scenarios"]):
+            yield pytest.param(doc["base"], sc, id=f"{path.parent.name}/{path.stem}/{i}-{sc['name'][:40]}")
+
+
+@pytest.mark.parametrize("base, scenario", list(_scenarios()))
+def test_golden_case(reasoner, loaded, base, scenario):
+    data = {k: v for k, v in {**base, **scenario.get("set", {})}.items() if k not in scenario.get("unset", [])}
+    patient = validate(data, loaded.vocab, scenario["name"])
+    expect = scenario["expect"]
+    got = {d.policy: d for d in reasoner.decide(patient, list(expect))}
+    for payer, wanted in expect.items():
+        actual = {key: getattr(got[payer], FIELDS[key]) for key in wanted}
+        assert actual == wanted, f"{payer}: {scenario['name']}"
