@@ -75,3 +75,11 @@ def test_broken_policy_folder_is_an_input_error(tmp_path):
     assert result.exit_code == EXIT_INPUT
     assert "p.policy:1:11: error: syntax error: the file ends too early" in result.output.replace("\n", " ") or \
         "the file ends too early" in result.output
+
+
+def test_every_example_patient_is_valid_and_decided(at_root):
+    from pathlib import Path
+    for example in sorted(Path("examples").iterdir()):
+        result = runner.invoke(app, ["check", str(example), "--json"])
+        assert result.exit_code == EXIT_OK, (example, result.output)
+        assert all(d["decision"] for d in json.loads(result.output)["decisions"])
