@@ -97,6 +97,33 @@ def lint_cmd(
     raise typer.Exit(EXIT_LINT if errors else EXIT_OK)
 
 
+@app.command("matrix")
+def matrix_cmd(
+    service: Optional[str] = typer.Option(None, "--service", help="Only rules for this service (e.g. implant)."),
+    indication: Optional[str] = typer.Option(None, "--indication", help="Only rules for this indication."),
+    payer: Optional[list[str]] = typer.Option(None, "--payer", help="Only these payers (repeatable)."),
+    policies: Optional[Path] = PoliciesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Which payer requires what, for each service and indication, generated from the policies."""
+    from .matrix import as_json as matrix_json, matrix
+
+    loaded = _load(policies, as_json)
+    chosen = _payers(loaded, payer, as_json)
+    for option, value, concept in (("--service", service, "service"), ("--indication", indication, "indication")):
+        known = loaded.vocab.values_of(concept)
+        if value is not None and value not in known:
+            _fail([Problem(option, f"unknown {concept} '{value}'.{did_you_mean(value, known)} Known: {', '.join(known)}.")], as_json)
+    program = loaded.program
+    if chosen:
+        program = type(program)(tuple(p for p in program.policies if p.id in chosen))
+    columns = matrix(program, service, indication)
+    if as_json:
+        print(json.dumps(matrix_json(columns, service, indication), indent=2))
+    else:
+        render.console().print(render.matrix_table(columns, service, indication))
+
+
 @app.command("policies")
 def policies_cmd(policies: Optional[Path] = PoliciesOpt, as_json: bool = JsonOpt) -> None:
     """List the loaded policies, their documents, lines of business and what they cover."""

@@ -67,5 +67,40 @@ def policies_table(program: ir.Program) -> Table:
     return table
 
 
+def matrix_table(columns, service: str | None, indication: str | None) -> Table:
+    """Concepts down, payers across; each cell the payer's requirements on that concept."""
+    from .matrix import concepts_in
+
+    scope = ", ".join(x for x in (service, indication) if x) or "all services and indications"
+    table = Table(title=f"Criteria matrix — {escape(scope)}", title_justify="left", show_lines=True)
+    table.add_column("criterion", style="bold", overflow="fold")
+    for col in columns:
+        table.add_column(col.policy, overflow="fold")
+    decisions = []
+    for col in columns:
+        lines = []
+        for r in col.rules:
+            o = r.outcome
+            label = o.kind + (f" ({o.subkind})" if o.subkind else "") + (f": {o.detail}" if o.detail else "")
+            label += "" if o.prior_auth is None else f", PA {_pa(o.prior_auth)}"
+            lines.append(Text.assemble((f"{r.name}: ", "dim"), (label, STYLE[o.kind])))
+        decisions.append(Text("\n").join(lines) if lines else Text("no rule", style="dim"))
+    table.add_row("decision rules", *decisions)
+    for concept in concepts_in(columns):
+        cells = []
+        for col in columns:
+            lines = [Text.assemble((_requirement(q), "red" if q.mode == "absent" else ""), (f"  [{q.rule}]", "dim"))
+                     for q in col.requirements if q.concept == concept]
+            cells.append(Text("\n").join(lines) if lines else Text("—", style="dim"))
+        table.add_row(concept, *cells)
+    return table
+
+
+def _requirement(q) -> str:
+    if q.mode == "absent":
+        return "no" if q.text == "yes" else f"not {q.text}"
+    return ("or: " if q.mode == "option" else "") + q.text
+
+
 def console(no_color: bool = False, width: int | None = None) -> Console:
     return Console(color_system=None if no_color else "auto", width=width, highlight=False, soft_wrap=False)
