@@ -75,9 +75,9 @@ class Engine:
     def evaluate(self, facts: dict, policies=None, detail: bool = False) -> Evaluation:
         """Decide one validated patient under each policy; with `detail`, read every node's truth."""
         self._activate()
-        atoms = dl.patient_facts(PATIENT, facts, self.vocab)
-        for a in atoms:
-            assert_fact(a.pred, *a.args)
+        clauses = [pyEngine.Clause(_literal(a), []) for a in dl.patient_facts(PATIENT, facts, self.vocab)]
+        for clause in clauses:
+            pyEngine.assert_(clause)
         try:
             wanted = [p.id for p in self.program.policies if policies is None or p.id in policies]
             rows = self._ask("decision", PATIENT, dl.Var("Policy"), dl.Var("Rule"))
@@ -89,5 +89,5 @@ class Engine:
                 fired = {rid: bool(self._ask(pred, PATIENT)) for rid, pred in self.compiled.fires_pred.items()}
             return Evaluation(decided, nodes, fired)
         finally:
-            for a in atoms:
-                retract_fact(a.pred, *a.args)
+            for clause in clauses:
+                pyEngine.retract(clause)
