@@ -26,6 +26,10 @@ CODE = re.compile(r"^[A-Z0-9][A-Z0-9.]{1,9}$")
 _OPS = {"<": "<", "<=": "≤", "==": "=", ">=": "≥", ">": ">"}
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def describe(test: ir.Test) -> str:
     """A short reading of a test, used where the policy file gives no label."""
     match test:
@@ -106,7 +110,7 @@ class _Checker:
             self.error(span, f"unknown concept '{name}'.{did_you_mean(name, known)}")
             return None
         if c.kind not in kinds:
-            self.error(span, f"'{name}' is a {c.kind} concept; {use} needs a {' or '.join(kinds)} concept.")
+            self.error(span, f"'{name}' is {_article(c.kind)} {c.kind} concept; {use} needs a {' or '.join(kinds)} concept.")
             return None
         return c
 
@@ -323,11 +327,13 @@ class _Checker:
                 self.error(d.span, f"criterion '{d.name}' has the name of a vocabulary concept; rename it.")
             self.defines[d.name] = d
         lines = fields["lines"].values if "lines" in fields else ()
-        rules, seen = [], set()
+        rules, seen = [], {}
         for r in self.tree.rules:
-            if r.name in seen or r.name == "outside_lines":
-                self.error(r.span, f"rule '{r.name}' is declared twice (or uses the reserved name outside_lines).")
-            seen.add(r.name)
+            if r.name == "outside_lines":
+                self.error(r.span, "'outside_lines' is reserved for the implicit rule on other lines of business; rename the rule.")
+            elif r.name in seen:
+                self.error(r.span, f"rule '{r.name}' is declared twice (first at line {seen[r.name].span.line}).")
+            seen.setdefault(r.name, r)
             rules.append(self.rule(r, lines))
         self.unreachable(rules, list(self.tree.rules))
         for d in self.tree.defines:

@@ -211,7 +211,7 @@ _TOKEN_NAMES = {
 def _describe_expected(expected) -> str:
     names = sorted({_TOKEN_NAMES.get(e, repr(e.strip('"').lower()) if e.isupper() else e) for e in expected})
     if len(names) > 6:
-        names = names[:6] + ["..."]
+        names = names[:6] + ["or another"]
     return ", ".join(names)
 
 

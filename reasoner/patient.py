@@ -54,6 +54,38 @@ def _model(vocab: Vocabulary) -> type[BaseModel]:
     return create_model("PatientFacts", __config__=ConfigDict(extra="forbid"), **fields)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice: silently keeping the last would hide a typo."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the field {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as err:  # 2025-02-30 looks like a date to YAML but is none
+            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a date ({err})",
+                                                    node.start_mark) from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _StrictLoader.construct_yaml_timestamp)
+
+
+def _json_object(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"the field {twice[0]!r} is given twice")
+    return dict(pairs)
+
+
 def _read(path: Path) -> object:
     """The parsed document; syntax errors carry line and column."""
     try:
@@ -62,11 +94,13 @@ def _read(path: Path) -> object:
         raise PatientError([Problem(str(path), f"cannot read the file: {err}")]) from None
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_json_object)
         except json.JSONDecodeError as err:
             raise PatientError([Problem(f"{path}:{err.lineno}:{err.colno}", f"invalid JSON: {err.msg}.")]) from None
+        except ValueError as err:
+            raise PatientError([Problem(str(path), f"invalid JSON: {err}.")]) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds plain data only
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

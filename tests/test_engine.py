@@ -59,15 +59,15 @@ def test_absent_fact_is_not_documented(reasoner, base):
 def test_no_leak_between_patients(reasoner, loaded, base):
     """Deciding a patient leaves nothing behind: a near-empty patient stays uncovered afterwards."""
     sparse = validate({"service": "implant", "indication": "nonmalignant_pain", "line_of_business": "commercial"}, loaded.vocab)
-    before = reasoner.decide(sparse)
+    before = reasoner.decide(sparse, ["geisinger"])
     assert decide(reasoner, base)[0] == "covered"
-    assert reasoner.decide(sparse) == before
+    assert reasoner.decide(sparse, ["geisinger"]) == before
     assert before[0].rule == "pump_criteria_not_met"
 
 
 def test_no_rule_applies_gives_not_addressed(reasoner, loaded):
     refill = validate({"service": "refill", "indication": "nonmalignant_pain", "line_of_business": "commercial"}, loaded.vocab)
-    (d,) = reasoner.decide(refill)
+    (d,) = reasoner.decide(refill, ["geisinger"])
     assert d.kind == "not_addressed" and d.rule is None
 
 

@@ -71,4 +71,4 @@ def test_payloads_in_names_do_not_parse(tmp_path, name):
 
 def test_decisions_use_no_text_interface(reasoner, loaded):
     patient = validate({"service": "implant", "indication": "spasticity", "line_of_business": "commercial"}, loaded.vocab)
-    assert reasoner.decide(patient)[0].kind == "denied"
+    assert reasoner.decide(patient, ["geisinger"])[0].kind == "denied"
