@@ -12,11 +12,12 @@ from typing import Optional
 
 import typer
 
-from . import render
+from . import explain, render
+from .check import DECISIONS
 from .decide import Reasoner
 from .errors import InputError, Problem, did_you_mean
 from .load import VOCABULARY_FILE, Loaded, lint, load, policy_files
-from .patient import load_patient
+from .patient import Patient, load_patient, validate
 from .paths import policies_dir
 
 EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
@@ -71,6 +72,74 @@ def check(
                           "decisions": [d.as_json() for d in decisions]}, indent=2))
     else:
         render.console().print(render.decisions_table(p.id, decisions))
+
+
+def _patient(loaded: Loaded, path: Path, service: Optional[str], as_json: bool) -> Patient:
+    """The validated patient, with the requested service replaced when --service is given."""
+    try:
+        patient = load_patient(path, loaded.vocab)
+        if service is not None:
+            facts = {**patient.facts, "service": service, "id": patient.id, "description": patient.description}
+            patient = validate(facts, loaded.vocab, f"--service")
+        return patient
+    except InputError as err:
+        _fail(err.problems, as_json)
+
+
+def _one_payer(loaded: Loaded, payer: str, as_json: bool) -> str:
+    return _payers(loaded, [payer], as_json)[0]
+
+
+PatientArg = typer.Argument(..., help="Patient file (YAML or JSON) in the shared vocabulary.")
+ServiceOpt = typer.Option(None, "--service", help="Ask about this service instead of the patient's.")
+
+
+@app.command()
+def why(
+    patient: Path = PatientArg,
+    payer: str = typer.Option(..., "--payer", help="The payer whose decision to explain."),
+    service: Optional[str] = ServiceOpt,
+    policies: Optional[Path] = PoliciesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Why the payer decided as it did: the deciding rule, its criteria, down to the patient's facts."""
+    loaded = _load(policies, as_json)
+    pid = _one_payer(loaded, payer, as_json)
+    p = _patient(loaded, patient, service, as_json)
+    result = explain.why(Reasoner(loaded), p, pid)
+    if as_json:
+        print(json.dumps(explain.why_json(result), indent=2))
+    else:
+        render.console().print(render.why_tree(result))
+
+
+@app.command("why-not")
+def why_not(
+    patient: Path = PatientArg,
+    payer: str = typer.Option(..., "--payer", help="The payer whose decision to explain."),
+    decision: str = typer.Option("covered", "--decision", help="The decision wanted (covered, denied, review, not_addressed)."),
+    service: Optional[str] = ServiceOpt,
+    repairs: int = typer.Option(5, "--repairs", min=0, help="How many minimal repairs to search for (0: none)."),
+    policies: Optional[Path] = PoliciesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Why the payer did not decide DECISION: every rule that could have, what stops it, and the
+    smallest fact changes that would get there (each verified by the engine)."""
+    from .repair import repairs as find_repairs
+
+    loaded = _load(policies, as_json)
+    pid = _one_payer(loaded, payer, as_json)
+    if decision not in DECISIONS:
+        _fail([Problem("--decision", f"unknown decision '{decision}'.{did_you_mean(decision, list(DECISIONS))} "
+                                     f"Known: {', '.join(DECISIONS)}.")], as_json)
+    p = _patient(loaded, patient, service, as_json)
+    reasoner = Reasoner(loaded)
+    result = explain.why_not(reasoner, p, pid, decision)
+    fixes = find_repairs(reasoner, p, pid, decision, limit=repairs) if repairs and result.paths else ([] if repairs else None)
+    if as_json:
+        print(json.dumps(explain.why_not_json(result, fixes), indent=2))
+    else:
+        render.console().print(render.why_not_tree(result, fixes))
 
 
 @app.command("lint")

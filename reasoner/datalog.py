@@ -67,12 +67,13 @@ class Compiled:
     node_pred: dict[str, str]  # node id -> predicate
     fires_pred: dict[str, str]  # rule id -> predicate: the rule's conditions hold
     decides_pred: dict[str, str]  # rule id -> predicate: the rule is the first to fire
+    member_pred: dict[str, str]  # count node id -> predicate (P, X): X is a member the count counted
 
 
 class _Compiler:
     def __init__(self, vocab: Vocabulary):
         self.vocab = vocab
-        self.out = Compiled([], {}, {}, {})
+        self.out = Compiled([], {}, {}, {}, {})
 
     def emit(self, head: Atom, *body) -> None:
         positive = [b for b in body if isinstance(b, Atom) and not b.negated]
@@ -88,6 +89,8 @@ class _Compiler:
             return Atom(self.out.node_pred[node.id], (P,))
         pred = f"n{len(self.out.node_pred)}"
         self.out.node_pred[node.id] = pred
+        if isinstance(node.test, ir.CountAtLeast):
+            self.out.member_pred[node.id] = f"{pred}_m"
         head = Atom(pred, (P,))
         self.test(head, node.test)
         return head

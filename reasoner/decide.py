@@ -46,10 +46,10 @@ class Reasoner:
 
     def decide(self, patient: Patient, policies=None) -> list[Decision]:
         evaluation = self.engine.evaluate(patient.facts, policies)
-        return [self._decision(self.loaded.program.policy(pid), rule) for pid, rule in evaluation.decided.items()]
+        return [self.decision(self.loaded.program.policy(pid), rule) for pid, rule in evaluation.decided.items()]
 
     @staticmethod
-    def _decision(policy: ir.Policy, rule_name: str | None) -> Decision:
+    def decision(policy: ir.Policy, rule_name: str | None) -> Decision:
         if rule_name is None:
             return Decision(policy.id, policy.payer, policy.document, "not_addressed", None, None, None,
                             None, NO_RULE, None)

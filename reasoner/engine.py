@@ -41,6 +41,7 @@ class Evaluation:
     decided: dict[str, str | None]  # policy id -> name of the deciding rule (None: no rule applied)
     nodes: dict[str, bool]  # node id -> holds (empty unless asked for)
     fired: dict[str, bool]  # rule id -> its conditions hold (empty unless asked for)
+    members: dict[str, tuple]  # count node id -> the members it counted (empty unless asked for)
 
 
 class Engine:
@@ -72,6 +73,17 @@ class Engine:
         result = pyEngine.Literal(pred, [_term(a) for a in args]).ask()
         return result if isinstance(result, list) else ([()] if result else [])
 
+    def _detail(self, decided: dict, wanted: list[str]) -> Evaluation:
+        """Read back the engine's truth for every node and rule of the wanted policies."""
+        rules = [r for p in self.program.policies if p.id in wanted for r in p.rules]
+        node_ids = {n.id for r in rules for top in ir.rule_nodes(r) for n in ir.walk(top)}
+        pred = self.compiled.node_pred
+        nodes = {nid: bool(self._ask(pred[nid], PATIENT)) for nid in node_ids}
+        fired = {r.id: bool(self._ask(self.compiled.fires_pred[r.id], PATIENT)) for r in rules}
+        members = {nid: tuple(sorted(row[1] for row in self._ask(m, PATIENT, dl.Var("X"))))
+                   for nid, m in self.compiled.member_pred.items() if nid in node_ids}
+        return Evaluation(decided, nodes, fired, members)
+
     def evaluate(self, facts: dict, policies=None, detail: bool = False) -> Evaluation:
         """Decide one validated patient under each policy; with `detail`, read every node's truth."""
         self._activate()
@@ -83,11 +95,9 @@ class Engine:
             rows = self._ask("decision", PATIENT, dl.Var("Policy"), dl.Var("Rule"))
             found = {policy: rule for _, policy, rule in rows}
             decided = {pid: found.get(pid) for pid in wanted}
-            nodes, fired = {}, {}
-            if detail:
-                nodes = {nid: bool(self._ask(pred, PATIENT)) for nid, pred in self.compiled.node_pred.items()}
-                fired = {rid: bool(self._ask(pred, PATIENT)) for rid, pred in self.compiled.fires_pred.items()}
-            return Evaluation(decided, nodes, fired)
+            if not detail:
+                return Evaluation(decided, {}, {}, {})
+            return self._detail(decided, wanted)
         finally:
             for clause in clauses:
                 pyEngine.retract(clause)

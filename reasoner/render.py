@@ -5,6 +5,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
 from . import ir
 from .decide import Decision
@@ -104,3 +105,91 @@ def _requirement(q) -> str:
 
 def console(no_color: bool = False, width: int | None = None) -> Console:
     return Console(color_system=None if no_color else "auto", width=width, highlight=False, soft_wrap=False)
+
+
+# ---------------------------------------------------------------- explanations
+_MARK = {"holds": ("✔", "green"), "absent": ("✔", "green"), "fails": ("✘", "red"),
+         "not documented": ("?", "yellow"), "documented otherwise": ("✘", "red")}
+
+
+def _value(value) -> str:
+    if value is None:
+        return "not documented"
+    if isinstance(value, (tuple, list)):
+        return "{" + ", ".join(map(str, value)) + "}" if value else "{}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _step_text(step, parent_cite=None) -> Text:
+    mark, style = _MARK[step.status]
+    text = Text.assemble((f"{mark} ", style))
+    label = f"absent: {step.children[0].label}" if step.status == "absent" else step.label
+    text.append(label)
+    if step.test != step.label and step.status != "absent":
+        text.append(f"  [{step.test}]", style="cyan")
+    if step.status in ("not documented", "documented otherwise"):
+        text.append(f"  {step.status}", style=style)
+    for fact in (f for f in step.facts if f.value is not None):
+        text.append(f"  {fact.concept} = {_value(fact.value)}", style="bold")
+    if step.members:
+        text.append(f"  counted: {', '.join(step.members)}", style="bold")
+    if step.cite != parent_cite:  # a citation is shown where it changes, not on every line
+        text.append(f"  — {step.cite}", style="dim")
+    return text
+
+
+def _add_steps(tree: Tree, steps, cite=None) -> None:
+    for step in steps:
+        _add_steps(tree.add(_step_text(step, cite)), step.children, step.cite)
+
+
+def _rule_text(trace, prefix: str = "") -> Text:
+    o = trace.outcome
+    outcome = o.kind + (f" ({o.subkind})" if o.subkind else "")
+    return Text.assemble(prefix, (trace.label, "bold"), (f" ({trace.rule})", "dim"), " → ", (outcome, STYLE[o.kind]),
+                         (f"  — {trace.cite}", "dim"))
+
+
+def _decision_text(d: Decision) -> Text:
+    kind = d.kind + (f" ({d.subkind})" if d.subkind else "") + (f": {d.detail}" if d.detail else "")
+    return Text.assemble((f"{d.policy}: ", "bold"), (kind, STYLE[d.kind]),
+                         f"  prior auth {_pa(d.prior_auth)}" if d.prior_auth else "")
+
+
+def why_tree(w) -> Tree:
+    """decision ← rule ← criteria ← facts; then, folded, the earlier rules that did not apply."""
+    tree = Tree(Text.assemble("Why ", _decision_text(w.decision), f"  (patient {w.patient})"))
+    if w.rule is None:
+        tree.add(Text("No rule of the policy applies; each rule and what stops it:", style="dim"))
+    else:
+        _add_steps(tree.add(_rule_text(w.rule, "decided by ")), w.rule.steps, w.rule.cite)
+    if w.earlier:
+        earlier = tree.add(Text("rules tried before it, and why each did not apply:" if w.rule else "rules:", style="dim"))
+        for trace in w.earlier:
+            _add_steps(earlier.add(_rule_text(trace)), trace.steps, trace.cite)
+    return tree
+
+
+def why_not_tree(w, repairs=None) -> Tree:
+    """Each path to the wanted decision with everything that stops it; then the verified repairs."""
+    tree = Tree(Text.assemble(f"Why not {w.wanted}? ", _decision_text(w.decision), f"  (patient {w.patient})"))
+    if not w.paths:
+        note = "it already is." if w.decision.kind == w.wanted else f"no rule of this policy decides {w.wanted}."
+        tree.add(Text(note, style="dim"))
+    for path in w.paths:
+        head = tree.add(_rule_text(path.trace, "" if path.in_scope else "[other service/indication] "))
+        if path.trace.preempted_by:
+            head.add(Text(f"✘ its criteria hold, but the earlier rule '{path.trace.preempted_by}' decides first",
+                          style="red"))
+        _add_steps(head, path.trace.steps, path.trace.cite)
+    if repairs is not None:
+        fixes = tree.add(Text(f"smallest changes that make it {w.wanted} (each verified by the engine):", style="bold"))
+        if not repairs and w.paths:
+            fixes.add(Text("none found within the search bounds", style="dim"))
+        for i, r in enumerate(repairs, 1):
+            node = fixes.add(Text.assemble(f"{i}. ", (f"{len(r.changes)} change(s)", "bold"), f" → {r.rule_label} ",
+                                           (f"({r.rule})", "dim")))
+            for c in r.changes:
+                node.add(Text.assemble((c.concept, "bold"), f": {_value(c.before)} → ", (_value(c.after), "green"),
+                                       (f"   needs {c.needed}", "dim")))
+    return tree
