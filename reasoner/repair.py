@@ -159,7 +159,7 @@ def _number(value: Decimal):
 
 def _values(c: Concept, test, want: bool, current, vocab) -> list:
     """Candidate values of concept `c` that make leaf `test` hold (want) or fail (not want)."""
-    members = set(current or ())
+    members = set(current or ()) if c.kind in ("set", "codes") else set()
     match test:
         case ir.IsTrue():
             return [want]
