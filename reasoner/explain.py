@@ -269,3 +269,17 @@ def why_not_json(w: WhyNot, repairs_by_rule: list | None = None) -> dict:
     if repairs_by_rule is not None:
         out["repairs"] = [r.as_json() for r in repairs_by_rule]
     return out
+
+
+def failing_criteria(policy: ir.Policy, evaluation: Evaluation) -> tuple[str, ...]:
+    """The compact why-not used in batch output: unless the decision is `covered`, the failing
+    conditions and holding exceptions of every covered rule whose scope the request is in."""
+    decided = evaluation.decided[policy.id]
+    if decided and next(r for r in policy.rules if r.name == decided).outcome.kind == "covered":
+        return ()
+    out: list[str] = []
+    for rule in (r for r in policy.rules if r.outcome.kind == "covered"):
+        if all(evaluation.nodes[n.id] for n in rule.scope):
+            out += [n.id for n in rule.conditions if not evaluation.nodes[n.id]]
+            out += [n.id for n in rule.exceptions if evaluation.nodes[n.id]]
+    return tuple(out)

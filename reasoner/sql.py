@@ -1,0 +1,192 @@
+"""The IR compiled to one set-at-a-time SQL query: the fast backend.
+
+Patients are rows of a wide table with one column per concept (a set concept becomes one boolean
+column per value the policies can ask about, plus a "documented" flag). Every IR node becomes a
+boolean column computed from columns of earlier layers, so a whole program is one query with a
+CTE per layer of the criteria tree: no joins, no aggregates, one pass over the patients.
+
+The generated SQL uses only CASE, COALESCE, AND/OR/NOT, comparisons, IN lists, CAST to INTEGER
+and concat_ws, all of which Spark SQL runs unchanged; everything DuckDB-specific (connecting,
+registering data, reading files) lives in `reasoner/duck.py`. Column names are generated
+(`c0`, `n12`), and every literal comes from the checked IR (vocabulary values, policy numbers),
+so no text from a patient file ever becomes SQL; patient values travel as data.
+
+Semantics follow `reasoner/datalog.py` exactly (a missing fact makes a positive test false, the
+first rule in file order that fires decides); differential tests hold the two backends equal.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from . import ir
+from .vocab import Vocabulary
+
+DOCUMENTED = None  # the member "value" of a set concept's documented flag
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str  # BOOLEAN | DOUBLE | VARCHAR
+    concept: str
+    member: str | None = None  # set/codes concepts: the value this flag stands for (None: documented)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The wide patient table: which column holds what."""
+
+    columns: tuple[Column, ...]
+
+    def column(self, concept: str, member: str | None = None) -> str:
+        return self._index()[(concept, member)]
+
+    def _index(self) -> dict:
+        return {(c.concept, c.member): c.name for c in self.columns}
+
+    def row(self, facts: dict, vocab: Vocabulary) -> tuple:
+        """One validated patient's facts as a row of this table."""
+        out = []
+        for col in self.columns:
+            value = facts.get(col.concept)
+            kind = vocab.concepts[col.concept].kind
+            if kind in ("set", "codes"):
+                out.append(bool(value) if col.member is None else col.member in (value or ()))
+            elif kind == "date":
+                out.append(None if value is None else float(value.toordinal()))
+            elif kind == "number":
+                out.append(None if value is None else float(value))
+            else:
+                out.append(value)
+        return tuple(out)
+
+
+def _members(program: ir.Program, concept: str) -> list[str]:
+    found = []
+    for policy in program.policies:
+        for rule in policy.rules:
+            for top in ir.rule_nodes(rule):
+                for node in ir.walk(top):
+                    values = getattr(node.test, "values", ())
+                    if getattr(node.test, "concept", None) == concept:
+                        found += [v for v in values if v not in found]
+    return found
+
+
+def layout(program: ir.Program, vocab: Vocabulary) -> Layout:
+    columns: list[Column] = []
+    types = {"boolean": "BOOLEAN", "number": "DOUBLE", "date": "DOUBLE", "enum": "VARCHAR"}
+    for i, (name, c) in enumerate(vocab.concepts.items()):
+        if c.kind in types:
+            columns.append(Column(f"c{i}", types[c.kind], name))
+            continue
+        members = list(vocab.values_of(name)) if c.kind == "set" else _members(program, name)
+        columns.append(Column(f"c{i}_any", "BOOLEAN", name, DOCUMENTED))
+        columns += [Column(f"c{i}_{k}", "BOOLEAN", name, m) for k, m in enumerate(members)]
+    return Layout(tuple(columns))
+
+
+def literal(value) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float, Decimal)):
+        return repr(float(value))
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _count(flags: list[str]) -> str:
+    return "(" + " + ".join(f"CAST({f} AS INTEGER)" for f in flags) + ")" if flags else "0"
+
+
+class _Compiler:
+    def __init__(self, program: ir.Program, vocab: Vocabulary, table: Layout):
+        self.vocab, self.table = vocab, table
+        self.node_col: dict[str, str] = {}
+        self.depth: dict[str, int] = {}
+        self.expr: dict[str, str] = {}
+        for policy in program.policies:
+            for rule in policy.rules:
+                for top in ir.rule_nodes(rule):
+                    self.node(top)
+
+    def node(self, node: ir.Node) -> str:
+        if node.id not in self.node_col:
+            kids = ir.children(node)
+            for kid in kids:
+                self.node(kid)
+            self.node_col[node.id] = f"n{len(self.node_col)}"
+            self.depth[node.id] = 1 + max((self.depth[k.id] for k in kids), default=0)
+            self.expr[node.id] = self.test(node.test)
+        return self.node_col[node.id]
+
+    def _flags(self, concept: str, values) -> list[str]:
+        return [self.table.column(concept, v) for v in values]
+
+    def test(self, test: ir.Test) -> str:
+        kind = self.vocab.concepts[test.concept].kind if isinstance(test, ir.LEAVES) else None
+        match test:
+            case ir.IsTrue(concept):
+                return f"COALESCE({self.table.column(concept)}, FALSE)"
+            case ir.Compare(concept, op, value, _):
+                op = "=" if op == "==" else op
+                return f"COALESCE({self.table.column(concept)} {op} {literal(value)}, FALSE)"
+            case ir.OneOf(concept, values) if kind == "enum":
+                return f"COALESCE({self.table.column(concept)} IN ({', '.join(map(literal, values))}), FALSE)"
+            case ir.OneOf(concept, values):
+                return "(" + " OR ".join(self._flags(concept, values)) + ")"
+            case ir.HasAll(concept, values):
+                return "(" + " AND ".join(self._flags(concept, values)) + ")"
+            case ir.CountAtLeast(concept, values, n):
+                return f"({_count(self._flags(concept, values))} >= {n})"
+            case ir.Documented(concept) if kind in ("set", "codes"):
+                return self.table.column(concept, DOCUMENTED)
+            case ir.Documented(concept):
+                return f"({self.table.column(concept)} IS NOT NULL)"
+            case ir.All(children):
+                return "(" + " AND ".join(self.node_col[c.id] for c in children) + ")"
+            case ir.Any(children):
+                return "(" + " OR ".join(self.node_col[c.id] for c in children) + ")"
+            case ir.AtLeast(n, children):
+                return f"({_count([self.node_col[c.id] for c in children])} >= {n})"
+            case ir.Not(child):
+                return f"(NOT {self.node_col[child.id]})"
+        raise AssertionError(test)
+
+    def layers(self, source: str) -> list[str]:
+        """One CTE per depth: each adds the node columns whose children are already there."""
+        ctes, previous = [], source
+        for d in range(1, max(self.depth.values(), default=0) + 1):
+            cols = [f"{self.expr[n]} AS {self.node_col[n]}" for n in self.node_col if self.depth[n] == d]
+            ctes.append(f"layer{d} AS (SELECT *, {', '.join(cols)} FROM {previous})")
+            previous = f"layer{d}"
+        return ctes
+
+
+def _fires(c: _Compiler, rule: ir.Rule) -> str:
+    parts = [c.node_col[n.id] for n in rule.scope + rule.conditions]
+    parts += [f"NOT {c.node_col[n.id]}" for n in rule.exceptions]
+    return "(" + " AND ".join(parts) + ")" if parts else "TRUE"
+
+
+def _policy_columns(c: _Compiler, policy: ir.Policy) -> list[str]:
+    """The deciding rule, its decision kind, and (unless covered) the failing criteria of every
+    covered rule whose scope the request is in: failing conditions and exceptions that hold."""
+    cases = " ".join(f"WHEN {_fires(c, r)} THEN {literal(r.name)}" for r in policy.rules)
+    kinds = " ".join(f"WHEN {_fires(c, r)} THEN {literal(r.outcome.kind)}" for r in policy.rules)
+    failing = []
+    for rule in (r for r in policy.rules if r.outcome.kind == "covered"):
+        scope = " AND ".join(c.node_col[n.id] for n in rule.scope) or "TRUE"
+        failing += [f"CASE WHEN {scope} AND NOT {c.node_col[n.id]} THEN {literal(n.id)} END" for n in rule.conditions]
+        failing += [f"CASE WHEN {scope} AND {c.node_col[n.id]} THEN {literal(n.id)} END" for n in rule.exceptions]
+    joined = f"concat_ws(';', {', '.join(failing)})" if failing else "''"
+    return [f"CASE {cases} END AS {policy.id}__rule",
+            f"CASE {kinds} ELSE 'not_addressed' END AS {policy.id}__decision",
+            f"CASE WHEN (CASE {kinds} END) = 'covered' THEN '' ELSE {joined} END AS {policy.id}__failing"]
+
+
+def compile_query(program: ir.Program, vocab: Vocabulary, table: Layout, source: str = "patients") -> str:
+    """SELECT pid and, per policy, <id>__rule, <id>__decision, <id>__failing from `source`."""
+    c = _Compiler(program, vocab, table)
+    outputs = ["pid"] + [col for p in program.policies for col in _policy_columns(c, p)]
+    return "WITH " + ",\n".join(c.layers(source)) + f"\nSELECT {', '.join(outputs)} FROM layer{max(c.depth.values())}"
