@@ -1,7 +1,10 @@
 """The only module that builds rich objects. Every piece of user or policy text is escaped."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -103,8 +106,19 @@ def _requirement(q) -> str:
     return ("or: " if q.mode == "option" else "") + q.text
 
 
-def console(no_color: bool = False, width: int | None = None) -> Console:
-    return Console(color_system=None if no_color else "auto", width=width, highlight=False, soft_wrap=False)
+def console(no_color: bool = False, width: int | None = None, stderr: bool = False) -> Console:
+    return Console(color_system=None if no_color else "auto", width=width, highlight=False,
+                   soft_wrap=stderr, stderr=stderr)  # messages on stderr stay one line each, for grep
+
+
+@contextmanager
+def batch_progress(out: Console, total: int):
+    """A progress bar over rows; yields the callback the batch loop reports to."""
+    columns = (TextColumn("deciding"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=out, transient=False, disable=not out.is_terminal) as progress:
+        task = progress.add_task("rows", total=total)
+        yield lambda report: progress.update(task, completed=report.read)
 
 
 # ---------------------------------------------------------------- explanations
