@@ -133,6 +133,7 @@ def test_a_repair_is_found_for_a_near_miss(reasoner, loaded, payer):
     near_miss = {
         "geisinger": ("examples/nonmalignant_implant.yaml", {"trial_pain_relief": 49}),
         "uhc": ("tests/cases/uhc/nonmalignant.yaml", {"trial_pain_relief": 49.9}),
+        "cmm210": ("tests/cases/cmm210/nonmalignant.yaml", {"trial_pain_relief": 49.9}),
     }.get(payer)
     if near_miss is None:
         pytest.skip(f"no near-miss case written for {payer} yet")
