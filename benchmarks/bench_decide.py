@@ -25,7 +25,7 @@ def sample_patients(vocab, n: int, seed: int = 0) -> list:
         data = {"id": f"p{i}", "service": pick("service"), "indication": pick("indication"),
                 "line_of_business": pick("line_of_business"), "trial_pain_relief": rng.uniform(30, 70),
                 "analgesic_classes_failed": rng.sample(vocab.values_of("analgesic_classes_failed"), rng.randint(0, 4)),
-                "pain_severe_intractable": rng.random() < 0.8, "life_expectancy": rng.uniform(0, 12)}
+                "pain_severe_intractable": rng.random() < 0.8, "pain_disabling": rng.random() < 0.9, "life_expectancy": rng.uniform(0, 12)}
         patients.append(validate(data, vocab))
     return patients
 
