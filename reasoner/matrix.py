@@ -3,7 +3,9 @@
 Nothing here is written by hand: every cell comes from the compiled rules, so the matrix cannot
 drift from what the engine decides. A cell lists the requirements a payer's rules put on one
 concept; requirements that are one option among several (under `any` / `at_least`) or that must
-be absent (`not`, `unless`) are marked as such.
+be absent (`not`, `unless`) are marked as such. Rules that deny or leave a request unaddressed are
+shown too, in decision order, and their conditions are marked as leading to that decision: an
+analyst comparing payers needs "unproven when X" as much as "covered when Y".
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class Requirement:
     mode: str  # "required", "option" (one of alternatives) or "absent" (must not hold)
     rule: str
     cite: ir.Citation
+    grants: bool = True  # False: a condition of a rule that denies or leaves the request unaddressed
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ def _text(test: ir.Test) -> str:
 def _requirements(node: ir.Node, rule: ir.Rule, mode: str, out: list[Requirement]) -> None:
     test = node.test
     if isinstance(test, ir.LEAVES):
-        out.append(Requirement(_concept_of(test), _text(test), mode, rule.name, node.cite))
+        out.append(Requirement(_concept_of(test), _text(test), mode, rule.name, node.cite,
+                               rule.outcome.kind in OUTCOMES))
         return
     if isinstance(test, ir.Not):
         _requirements(test.child, rule, "absent" if mode != "absent" else "required", out)
@@ -69,7 +73,7 @@ def applies(rule: ir.Rule, service: str | None, indication: str | None) -> bool:
 
 
 def column(policy: ir.Policy, service: str | None, indication: str | None) -> Column:
-    rules = tuple(r for r in policy.rules if r.outcome.kind in OUTCOMES and applies(r, service, indication))
+    rules = tuple(r for r in policy.rules if applies(r, service, indication))
     reqs: list[Requirement] = []
     for rule in rules:
         for node in rule.conditions:
@@ -102,6 +106,7 @@ def as_json(columns: list[Column], service: str | None, indication: str | None) 
                        "service": list(r.scope_values("service") or []), "indication": list(r.scope_values("indication") or []),
                        "lines": list(r.scope_values("line_of_business") or []), "citation": str(r.cite)} for r in col.rules],
             "requirements": [{"concept": q.concept, "requirement": q.text, "mode": q.mode, "rule": q.rule,
+                              "grants": q.grants,
                               "citation": str(q.cite)} for q in col.requirements],
         } for col in columns],
     }

@@ -93,17 +93,21 @@ def matrix_table(columns, service: str | None, indication: str | None) -> Table:
     for concept in concepts_in(columns):
         cells = []
         for col in columns:
-            lines = [Text.assemble((_requirement(q), "red" if q.mode == "absent" else ""), (f"  [{q.rule}]", "dim"))
+            kinds = {r.name: r.outcome.kind for r in col.rules}
+            lines = [Text.assemble((_requirement(q, kinds[q.rule]), "red" if q.mode == "absent" or not q.grants else ""),
+                                   (f"  [{q.rule}]", "dim"))
                      for q in col.requirements if q.concept == concept]
             cells.append(Text("\n").join(lines) if lines else Text("—", style="dim"))
         table.add_row(concept, *cells)
     return table
 
 
-def _requirement(q) -> str:
+def _requirement(q, kind: str) -> str:
     if q.mode == "absent":
-        return "no" if q.text == "yes" else f"not {q.text}"
-    return ("or: " if q.mode == "option" else "") + q.text
+        text = "no" if q.text == "yes" else f"not {q.text}"
+    else:
+        text = ("or: " if q.mode == "option" else "") + q.text
+    return text if q.grants else f"{kind.replace('_', ' ')} when {text}"
 
 
 def console(no_color: bool = False, width: int | None = None, stderr: bool = False) -> Console:

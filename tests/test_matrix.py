@@ -8,13 +8,12 @@ from reasoner.cli import EXIT_OK, app
 from reasoner.matrix import OUTCOMES, matrix
 
 
-def test_every_leaf_of_every_granting_rule_appears(loaded):
+def test_every_leaf_of_every_rule_appears(loaded):
     columns = {c.policy: c for c in matrix(loaded.program, None, None)}
     for policy in loaded.program.policies:
+        assert columns[policy.id].rules == policy.rules  # every rule, in decision order
         shown = {(q.rule, q.cite) for q in columns[policy.id].requirements}
         for rule in policy.rules:
-            if rule.outcome.kind not in OUTCOMES:
-                continue
             for root in rule.conditions + rule.exceptions:
                 for node in ir.walk(root):
                     if isinstance(node.test, ir.LEAVES):
@@ -27,12 +26,24 @@ def test_cells_carry_thresholds_and_modes(loaded):
     assert ("life_expectancy", "> 3 months", "required") in reqs
     assert ("trial_pain_relief", "≥ 50 %", "required") in reqs
     assert ("implant_contraindicated", "yes", "absent") in reqs
-    assert [r.name for r in col.rules] == ["medicare_ncd", "malignant_implant", "medicaid_case_by_case"]
+    assert [r.name for r in col.rules] == ["outside_lines", "medicare_elastomeric", "medicare_ncd", "malignant_implant",
+                                           "medicaid_case_by_case", "pump_criteria_not_met"]
+    (col,) = [c for c in matrix(loaded.program, "implant", "nonmalignant_pain") if c.policy == "geisinger"]
+    contraindications = {q.concept: q.grants for q in col.requirements if q.rule == "contraindicated"}
+    assert contraindications == dict.fromkeys(
+        ["spinal_stenosis_obstruction", "opioid_addiction", "active_infection", "pain_primarily_psychogenic"], False)
+
+
+def test_denials_show_what_triggers_them(loaded):
+    (col,) = [c for c in matrix(loaded.program, "implant", "chemotherapy") if c.policy == "qualchoice"]
+    other_site = [q for q in col.requirements if q.rule == "chemotherapy_other_site"]
+    assert [(q.concept, q.mode, q.grants) for q in other_site] == [("chemo_site", "absent", False)]
 
 
 def test_filters_select_rules_by_scope(loaded):
     (col,) = [c for c in matrix(loaded.program, "elastomeric_pump", None) if c.policy == "geisinger"]
-    assert [r.name for r in col.rules] == ["elastomeric", "medicaid_case_by_case"]
+    assert [r.name for r in col.rules] == ["outside_lines", "medicare_elastomeric", "elastomeric",
+                                           "medicaid_case_by_case", "elastomeric_not_met"]
 
 
 def test_matrix_cli_json(at_root):
