@@ -52,6 +52,13 @@ def _payers(loaded: Loaded, wanted: list[str] | None, as_json: bool) -> list[str
     return wanted or None
 
 
+def _check_request(loaded: Loaded, service: str | None, indication: str | None, as_json: bool) -> None:
+    for option, value, concept in (("--service", service, "service"), ("--indication", indication, "indication")):
+        known = loaded.vocab.values_of(concept)
+        if value is not None and value not in known:
+            _fail([Problem(option, f"unknown {concept} '{value}'.{did_you_mean(value, known)} Known: {', '.join(known)}.")], as_json)
+
+
 @app.command()
 def check(
     patient: Path = typer.Argument(..., help="Patient file (YAML or JSON) in the shared vocabulary."),
@@ -237,10 +244,7 @@ def matrix_cmd(
 
     loaded = _load(policies, as_json)
     chosen = _payers(loaded, payer, as_json)
-    for option, value, concept in (("--service", service, "service"), ("--indication", indication, "indication")):
-        known = loaded.vocab.values_of(concept)
-        if value is not None and value not in known:
-            _fail([Problem(option, f"unknown {concept} '{value}'.{did_you_mean(value, known)} Known: {', '.join(known)}.")], as_json)
+    _check_request(loaded, service, indication, as_json)
     program = loaded.program
     if chosen:
         program = type(program)(tuple(p for p in program.policies if p.id in chosen))
@@ -249,6 +253,56 @@ def matrix_cmd(
         print(json.dumps(matrix_json(columns, service, indication), indent=2))
     else:
         render.console().print(render.matrix_table(columns, service, indication))
+
+
+@app.command("diff")
+def diff_cmd(
+    payers: Optional[list[str]] = typer.Option(None, "--payers", help="Payers to compare (repeatable; default: all)."),
+    service: Optional[str] = typer.Option(None, "--service", help="Only requests for this service (e.g. implant)."),
+    indication: Optional[str] = typer.Option(None, "--indication", help="Only requests for this indication."),
+    examples: int = typer.Option(500, "--examples", min=1, help="Patients to generate."),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same patients and classes."),
+    exhaustive: bool = typer.Option(False, "--exhaustive", help="Also prove, with a solver over a finite abstraction "
+                                    "of the vocabulary, which classes exist; report those the search missed."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the full report to FILE.md or FILE.html."),
+    show: int = typer.Option(25, "--show", min=0, help="Classes to print in the terminal (the report has all)."),
+    policies: Optional[Path] = PoliciesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Find patients on whom payers decide differently, grouped into classes by the rules and
+    criteria responsible on each side, each with a minimal witness patient and citations."""
+    from . import diff
+
+    loaded = _load(policies, as_json)
+    chosen = _payers(loaded, payers, as_json) or [p.id for p in loaded.program.policies]
+    _check_request(loaded, service, indication, as_json)
+    if len(chosen) < 2:
+        _fail([Problem("--payers", "name at least two payers to compare.")], as_json)
+    if report is not None and report.suffix.lower() not in (".md", ".html"):
+        _fail([Problem("--report", f"'{report}' must end in .md or .html.")], as_json)
+    err = render.console(stderr=True)
+    with render.diff_progress(err) as progress:
+        result = diff.search(loaded, chosen, service, indication, examples, seed, progress)
+        if exhaustive:
+            diff.complete(loaded, result, progress)
+    themes = diff.themes(result)
+    if report is not None:
+        if report.suffix.lower() == ".md":
+            report.write_text(render.diff_markdown(result, themes), encoding="utf-8")
+        else:
+            recorder = render.console(width=120)
+            recorder.record = True
+            with recorder.capture():
+                for part in render.diff_summary(result, themes):
+                    recorder.print(part)
+            recorder.save_html(str(report))
+        err.print(f"report written to {report}")
+    if as_json:
+        print(json.dumps(diff.as_json(result), indent=2))
+    else:
+        out = render.console()
+        for part in render.diff_summary(result, themes, limit=show):
+            out.print(part)
 
 
 @app.command("policies")

@@ -271,6 +271,18 @@ def why_not_json(w: WhyNot, repairs_by_rule: list | None = None) -> dict:
     return out
 
 
+def failing_leaves(policy: ir.Policy, evaluation: Evaluation, patient: Patient) -> frozenset[str]:
+    """Ids of the leaf criteria that stop the policy's covering rules in scope: the leaves of a
+    complete why-not, without building it (used many times over while shrinking witnesses)."""
+    read = _Reader(evaluation, patient)
+    out = set()
+    for rule in policy.rules:
+        if rule.outcome.kind == "covered" and not evaluation.fired[rule.id] and \
+                all(evaluation.nodes[n.id] for n in rule.scope):
+            out.update(s.node for top in read.rule_blocked(rule, complete=True).steps for s in top.leaves())
+    return frozenset(out)
+
+
 def failing_criteria(policy: ir.Policy, evaluation: Evaluation) -> tuple[str, ...]:
     """The compact why-not used in batch output: unless the decision is `covered`, the failing
     conditions and holding exceptions of every covered rule whose scope the request is in."""

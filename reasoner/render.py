@@ -211,3 +211,117 @@ def why_not_tree(w, repairs=None) -> Tree:
                 node.add(Text.assemble((c.concept, "bold"), f": {_value(c.before)} → ", (_value(c.after), "green"),
                                        (f"   needs {c.needed}", "dim")))
     return tree
+
+
+# ---------------------------------------------------------------- disagreements
+@contextmanager
+def diff_progress(out: Console):
+    """A progress display with one bar per phase (generating, proving, shrinking)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out, transient=False, disable=not out.is_terminal) as progress:
+        yield progress
+
+
+def _criterion_text(c) -> Text:
+    mark, style = ("✔", "green") if c.holds else ("✘", "red")
+    return Text.assemble((f"{mark} ", style), (c.test, "bold"), (f"  {c.label}", ""), (f"  — {c.cite}", "dim"))
+
+
+def _side_tree(tree: Tree, side) -> None:
+    kind = side.decision.split(" ", 1)[0]
+    branch = tree.add(Text.assemble((f"{side.policy}: ", "bold"), (side.decision, STYLE[kind]),
+                                    (f"  {side.rule_label}", ""), (f" ({side.rule})" if side.rule else "", "dim"),
+                                    (f"  — {side.cite}" if side.cite else "", "dim")))
+    for c in side.criteria[:6]:
+        branch.add(_criterion_text(c))
+    if len(side.criteria) > 6:
+        branch.add(Text(f"… and {len(side.criteria) - 6} more", style="dim"))
+
+
+def _facts_text(facts: dict) -> str:
+    return ", ".join(f"{k}={_value(v)}" for k, v in facts.items())
+
+
+def diff_summary(result, themes, limit: int | None = None) -> list:
+    """Headline, recurring themes, each class with its witness, and the payer-pair table."""
+    scope = ", ".join(x for x in (result.service, result.indication) if x) or "every service and indication"
+    found = sum(1 for c in result.classes if "search" in c.found_by)
+    head = Text.assemble(("Disagreements among ", "bold"), (", ".join(result.payers), "bold"), (f" — {scope}\n", "bold"),
+                         f"{result.examples} patients generated (seed {result.seed}), {result.disagreeing} with a "
+                         f"disagreement; {len(result.classes)} classes")
+    if result.exhaustive:
+        head.append(f": {found} found by the search, {len(result.classes) - found} only by the exhaustive check "
+                    f"(the exhaustive check proves no other class exists)")
+    parts: list = [head]
+    if themes:
+        tree = Tree(Text("Where one payer denies and others cover", style="bold"))
+        for t in themes:
+            node = tree.add(Text.assemble((t.policy, "bold red"), " denies on ",
+                                          ("; ".join(c.test for c in t.criteria), "bold"), f"  ({t.count} patients)"))
+            for c in t.criteria:
+                node.add(_criterion_text(c))
+            for other, crit in t.others:
+                shown = "; ".join(c.test for c in crit) or "(criterion not asked)"
+                node.add(Text.assemble((f"{other} covers: ", "green"), shown))
+        parts.append(tree)
+    classes = result.classes if limit is None else result.classes[:limit]
+    for i, cls in enumerate(classes, 1):
+        how = " + ".join(sorted(cls.found_by))
+        tree = Tree(Text.assemble((f"{i}. {cls.pattern.a} vs {cls.pattern.b}", "bold"),
+                                  f"  {cls.count} patients", (f"  [{how}]", "dim")))
+        _side_tree(tree, cls.a)
+        _side_tree(tree, cls.b)
+        tree.add(Text.assemble(("minimal witness: ", "bold"), _facts_text(cls.witness)))
+        parts.append(tree)
+    if limit is not None and len(result.classes) > limit:
+        parts.append(Text(f"… {len(result.classes) - limit} more classes (use --json or --report for all).", style="dim"))
+    parts.append(pair_table(result))
+    return parts
+
+
+def pair_table(result) -> Table:
+    """Patients on whom each pair of payers disagrees."""
+    table = Table(title="Disagreeing patients by payer pair", title_justify="left")
+    table.add_column("")
+    for p in result.payers:
+        table.add_column(p, justify="right")
+    for a in result.payers:
+        cells = []
+        for b in result.payers:
+            n = result.by_pair.get((a, b), result.by_pair.get((b, a), 0))
+            cells.append("—" if a == b else str(n))
+        table.add_row(Text(a, style="bold"), *cells)
+    return table
+
+
+def diff_markdown(result, themes) -> str:
+    """The same summary as a Markdown report (every class, no limit)."""
+    scope = ", ".join(x for x in (result.service, result.indication) if x) or "every service and indication"
+    lines = [f"# Disagreements among {', '.join(result.payers)} — {scope}", "",
+             f"{result.examples} patients generated (seed {result.seed}); {result.disagreeing} with a disagreement; "
+             f"{len(result.classes)} classes" + (" (exhaustive check included)." if result.exhaustive else "."), ""]
+    if themes:
+        lines += ["## Where one payer denies and others cover", ""]
+        for t in themes:
+            lines.append(f"- **{t.policy}** denies on {'; '.join(f'`{c.test}` ({c.cite})' for c in t.criteria)} — "
+                         f"{t.count} patients; covered by " +
+                         ", ".join(f"{p}" + (f" (`{'; '.join(c.test for c in crit)}`)" if crit else "") for p, crit in t.others))
+        lines.append("")
+    lines += ["## Classes", "", "| # | payer A | decision (rule) | payer B | decision (rule) | patients | found by |",
+              "|---|---|---|---|---|---|---|"]
+    for i, c in enumerate(result.classes, 1):
+        lines.append(f"| {i} | {c.a.policy} | {c.a.decision} ({c.a.rule}) | {c.b.policy} | {c.b.decision} ({c.b.rule}) "
+                     f"| {c.count} | {', '.join(sorted(c.found_by))} |")
+    lines.append("")
+    for i, c in enumerate(result.classes, 1):
+        lines += [f"### {i}. {c.a.policy} vs {c.b.policy}", ""]
+        for s in (c.a, c.b):
+            lines.append(f"- **{s.policy}**: {s.decision} — {s.rule_label} ({s.cite})")
+            lines += [f"  - {'holds' if x.holds else 'fails'}: `{x.test}` — {x.label} ({x.cite})" for x in s.criteria]
+        lines += [f"- minimal witness: `{_facts_text(c.witness)}`", ""]
+    lines += ["## Disagreeing patients by payer pair", "", "| | " + " | ".join(result.payers) + " |",
+              "|---|" + "---|" * len(result.payers)]
+    for a in result.payers:
+        row = ["—" if a == b else str(result.by_pair.get((a, b), result.by_pair.get((b, a), 0))) for b in result.payers]
+        lines.append(f"| **{a}** | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"

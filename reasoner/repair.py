@@ -146,7 +146,7 @@ class _Proposer:
         test = node.test
         c = self.vocab.concepts[test.concept]
         needed = describe(test) if want else f"not: {describe(test)}"
-        return [{c.name: (v, needed)} for v in _values(c, test, want, self.facts.get(c.name), self.vocab)]
+        return [{c.name: (v, needed)} for v in leaf_values(c, test, want, self.facts.get(c.name), self.vocab)]
 
 
 def _step(c: Concept) -> Decimal:
@@ -157,7 +157,7 @@ def _number(value: Decimal):
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def _values(c: Concept, test, want: bool, current, vocab) -> list:
+def leaf_values(c: Concept, test, want: bool, current, vocab) -> list:
     """Candidate values of concept `c` that make leaf `test` hold (want) or fail (not want)."""
     members = set(current or ()) if c.kind in ("set", "codes") else set()
     match test:

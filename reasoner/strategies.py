@@ -5,6 +5,11 @@ at, just above), since that is where payers disagree; the rest of the time anywh
 concept's range. Every patient has a service, indication and line of business from the values the
 policies name; each other concept is documented or not. Realistic constraints: a request for a
 trial carries no trial results, and a number is whole when the concept's range is wide.
+
+`near_coverage` aims at the boundaries that matter most to cross-payer comparison: it builds a
+patient who meets one payer's covering rule (choosing among its alternatives), with values at the
+rule's own thresholds, then disturbs a few facts. Another payer with a slightly different criterion
+then decides differently on exactly that patient.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from . import ir
 from .check import SCOPE_CONCEPTS
 from .load import Loaded
 from .patient import Patient, validate
+from .repair import leaf_values
 from .vocab import Concept
 
 REQUEST = tuple(SCOPE_CONCEPTS.values())
@@ -85,6 +91,8 @@ def _codes(loaded: Loaded) -> list[str]:
 def _request_values(loaded: Loaded, concept: str) -> list[str]:
     """The values of a request concept that some rule is scoped to (others add little)."""
     used = {v for p in loaded.program.policies for r in p.rules for v in (r.scope_values(concept) or ())}
+    if concept == "line_of_business":
+        used |= {line for p in loaded.program.policies for line in p.lines}
     return [v for v in loaded.vocab.values_of(concept) if v in used] or list(loaded.vocab.values_of(concept))
 
 
@@ -101,4 +109,82 @@ def patients(draw, loaded: Loaded, documented: float = 0.6, fixed: dict | None =
             continue
         if draw(st.floats(0, 1)) < documented:
             facts[name] = draw(value_strategy(c, loaded, points.get(name, set())))
+    return validate(facts, loaded.vocab, "<generated>")
+
+
+def _scoped(rule: ir.Rule, fixed: dict) -> bool:
+    return all(rule.scope_values(c) is None or v in rule.scope_values(c) for c, v in fixed.items())
+
+
+def _satisfy(draw, node: ir.Node, want: bool, facts: dict, loaded: Loaded, touched: set) -> None:
+    """Set facts so that `node` holds (want) or fails, drawing among the ways to do it. A fact set
+    earlier for another criterion (`touched`) is left alone where a criterion only needs to fail,
+    so that, say, "DIRE above 13" and "no score out of range" can both be met."""
+    kids = ir.children(node)
+    match node.test:
+        case ir.Not(child):
+            return _satisfy(draw, child, not want, facts, loaded, touched)
+        case ir.All() if want:
+            chosen = list(kids)
+        case ir.Any() if not want:
+            chosen = list(kids)
+        case ir.All() | ir.Any():
+            chosen = [draw(st.sampled_from(kids))]
+        case ir.AtLeast(n):
+            k = n if want else len(kids) - n + 1
+            chosen = draw(st.permutations(kids))[:k]
+        case _:
+            c = loaded.vocab.concepts[node.test.concept]
+            if not want and c.name in touched:
+                return
+            touched.add(c.name)
+            options = leaf_values(c, node.test, want, facts.get(c.name), loaded.vocab) + ([] if want else [None])
+            if options:
+                value = draw(st.sampled_from(options))
+                facts.pop(c.name, None) if value is None else facts.__setitem__(c.name, list(value) if isinstance(value, tuple) else value)
+            return
+    for kid in chosen:
+        _satisfy(draw, kid, want, facts, loaded, touched)
+
+
+@st.composite
+def near_coverage(draw, loaded: Loaded, payers: list[str], fixed: dict | None = None, noise: int = 1) -> Patient:
+    """A patient on the edge of some chosen payer's covering (or referring) rule; a third of the time also
+    meeting another rule with conditions of its own (a contraindication, an age limit, ...), so
+    that rules of different payers meet on one patient."""
+    fixed = fixed or {}
+    chosen = [p for p in loaded.program.policies if p.id in payers]
+    rules = [(p, r) for p in chosen for r in p.rules if r.outcome.kind in ("covered", "review") and _scoped(r, fixed)]
+    if not rules:
+        return draw(patients(loaded, fixed=fixed))
+    policy, rule = draw(st.sampled_from(rules))
+    own = {"line_of_business": policy.lines}  # a line the policy serves, unless the rule names one
+    facts = {c: draw(st.sampled_from(rule.scope_values(c) or own.get(c) or _request_values(loaded, c))) for c in REQUEST}
+    facts.update(fixed)
+    targets = [rule]
+    others = [r for p in chosen for r in p.rules if r.conditions and r is not rule and _scoped(r, fixed)
+              and r.name != "outside_lines"]
+    if others and draw(st.integers(0, 2)) == 0:
+        targets.append(draw(st.sampled_from(others)))
+    for target in targets:
+        touched: set[str] = set()
+        for node in target.conditions:
+            _satisfy(draw, node, True, facts, loaded, touched)
+        for node in target.exceptions:
+            _satisfy(draw, node, False, facts, loaded, touched)
+    facts.update(fixed)  # a rule may test the request in its conditions too
+    leaves = [n for top in rule.conditions for n in ir.walk(top) if isinstance(n.test, ir.LEAVES)
+              and n.test.concept not in REQUEST]
+    if leaves and draw(st.booleans()):  # a near miss: one criterion of the rule just fails
+        _satisfy(draw, draw(st.sampled_from(leaves)), False, facts, loaded, set())
+    points = thresholds(loaded.program)
+    mentioned = sorted({n.test.concept for p in chosen for r in p.rules for top in r.conditions + r.exceptions
+                        for n in ir.walk(top) if isinstance(n.test, ir.LEAVES)} - set(REQUEST))
+    for name in draw(st.lists(st.sampled_from(mentioned), max_size=noise, unique=True)) if mentioned else []:
+        if draw(st.booleans()):
+            facts[name] = draw(value_strategy(loaded.vocab.concepts[name], loaded, points.get(name, set())))
+        else:
+            facts.pop(name, None)
+    if facts["service"] == "trial":
+        facts = {k: v for k, v in facts.items() if not k.startswith(TRIAL_RESULTS)}
     return validate(facts, loaded.vocab, "<generated>")

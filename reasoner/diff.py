@@ -1,0 +1,394 @@
+"""Where payers disagree, on whom, and because of which criteria.
+
+A *disagreement* is a patient two payers decide differently (covered, denied, review, not
+addressed). Its *class* is the pair of rules that decide it, one per payer: every patient in a class
+disagrees for the same pair of reasons. Each class is shown with one *minimal witness* and the
+criteria responsible on each side, read from `why` / `why-not`.
+
+Search: Hypothesis generates patients from the vocabulary (threshold-biased, and on the edge of
+each payer's covering rules, see `strategies.py`), deterministically for a seed; the fast backend
+decides them all at once; the pairs of deciding rules give the classes.
+
+Witnesses: the class's smallest patient is first *sharpened* — each criterion failing on a
+non-covering side is made to hold wherever the class survives it, so what stays failing is what
+separates the payers — then *shrunk*: each fact is dropped if the class and its responsible
+criteria survive. Every step is judged by the reference engine (pyDatalog); the result is
+1-minimal (no single fact can be removed).
+
+Exhaustive: `solver.py` decides, for every pair of rules, whether any patient in the finite
+abstraction falls in that class; so the search's classes can be checked for completeness.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+
+import z3
+from hypothesis import HealthCheck, Phase, given, seed as hseed, settings
+from hypothesis import strategies as st
+
+from . import ir
+from .decide import Reasoner
+from .duck import FastBackend
+from .errors import InputError
+from .explain import failing_leaves, why, why_not
+from .patient import Patient, validate
+from .repair import FIXED, leaf_values
+from .solver import Encoding
+from .strategies import near_coverage, patients as random_patients
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A class of disagreement: the rule deciding under each payer of a pair (None: no rule)."""
+
+    a: str
+    rule_a: str | None
+    b: str
+    rule_b: str | None
+
+
+@dataclass(frozen=True)
+class Criterion:
+    policy: str
+    node: str
+    concept: str  # the fact the leaf criterion reads
+    test: str
+    label: str
+    cite: ir.Citation
+    holds: bool
+
+
+@dataclass(frozen=True)
+class Side:
+    policy: str
+    decision: str  # kind, with sub-kind in parentheses
+    rule: str | None
+    rule_label: str
+    cite: ir.Citation | None
+    criteria: tuple[Criterion, ...]  # failing criteria (not covered) or the contrasting ones (covered)
+
+
+@dataclass
+class DisagreementClass:
+    pattern: Pattern
+    count: int  # generated patients in this class
+    witness: dict
+    a: Side
+    b: Side
+    found_by: set[str] = field(default_factory=set)  # "search", "exhaustive"
+
+
+@dataclass
+class Result:
+    payers: tuple[str, ...]
+    service: str | None
+    indication: str | None
+    examples: int
+    seed: int
+    disagreeing: int  # generated patients on whom some pair disagrees
+    classes: list[DisagreementClass]
+    exhaustive: bool = False
+    by_pair: Counter = field(default_factory=Counter)  # (a, b) -> disagreeing patients
+    by_indication: Counter = field(default_factory=Counter)  # (a, b, indication) -> disagreeing patients
+
+
+def kind_of(policy: ir.Policy, rule: str | None) -> str:
+    return "not_addressed" if rule is None else next(r for r in policy.rules if r.name == rule).outcome.kind
+
+
+# ---------------------------------------------------------------- generating and deciding
+def generate(loaded, payers: list[str], fixed: dict, examples: int, seed: int, tick=None) -> list[Patient]:
+    """`examples` patients, the same ones for the same seed."""
+    out: list[Patient] = []
+    edge = near_coverage(loaded, payers, fixed)
+    strategy = st.one_of(edge, edge, edge, random_patients(loaded, fixed=fixed))  # three in four on an edge
+
+    @hseed(seed)
+    @settings(max_examples=examples, phases=[Phase.generate], database=None, deadline=None,
+              suppress_health_check=list(HealthCheck), derandomize=False)
+    @given(strategy)
+    def collect(patient):
+        out.append(patient)
+        if tick:
+            tick()
+
+    collect()
+    return out
+
+
+def patterns(program: ir.Program, payers: list[str], outcomes: list[dict]) -> list[list[Pattern]]:
+    """Per patient, the classes of every pair of payers that decide differently."""
+    pols = {p: program.policy(p) for p in payers}
+    out = []
+    for per in outcomes:
+        found = []
+        for a, b in itertools.combinations(payers, 2):
+            if per[a].decision != per[b].decision:
+                found.append(Pattern(a, per[a].rule, b, per[b].rule))
+        out.append(found)
+    return out
+
+
+# ---------------------------------------------------------------- witnesses
+class _Witness:
+    """Sharpens and shrinks one patient of a class, judged by the reference engine."""
+
+    def __init__(self, reasoner: Reasoner, pattern: Pattern):
+        self.reasoner, self.pattern = reasoner, pattern
+        self.vocab = reasoner.loaded.vocab
+        self.nodes = {n.id: n for p in (pattern.a, pattern.b) for r in reasoner.loaded.program.policy(p).rules
+                      for top in ir.rule_nodes(r) for n in ir.walk(top)}
+
+    def patient(self, facts: dict) -> Patient | None:
+        try:
+            return validate(facts, self.vocab, "witness")
+        except InputError:
+            return None
+
+    def denying(self) -> str | None:
+        """The payer that denies while the other covers, if that is the class."""
+        program = self.reasoner.loaded.program
+        kinds = {p: kind_of(program.policy(p), r)
+                 for p, r in ((self.pattern.a, self.pattern.rule_a), (self.pattern.b, self.pattern.rule_b))}
+        if sorted(kinds.values()) != ["covered", "denied"]:
+            return None
+        return next(p for p, k in kinds.items() if k == "denied")
+
+    def judge(self, patient: Patient | None) -> frozenset[str] | None:
+        """None unless the patient is in the class; then the denying side's failing criteria
+        (empty when no side covers: then the deciding rules alone are the reason)."""
+        if patient is None:
+            return None
+        policies = [self.pattern.a, self.pattern.b]
+        ev = self.reasoner.engine.evaluate(patient.facts, policies, detail=True)
+        if (ev.decided[self.pattern.a], ev.decided[self.pattern.b]) != (self.pattern.rule_a, self.pattern.rule_b):
+            return None
+        denying = self.denying()
+        if denying is None:
+            return frozenset()
+        return failing_leaves(self.reasoner.loaded.program.policy(denying), ev, patient)
+
+    def keeps(self, patient: Patient | None) -> bool:
+        return self.judge(patient) is not None
+
+    def sharpen(self, facts: dict) -> dict:
+        """Make hold every failing criterion of a denying side facing a covering one, where the class
+        survives: what still fails is what the two payers disagree on."""
+        if self.denying() is None:
+            return facts
+        for node_id in sorted(self.judge(self.patient(facts))):
+            node = self.nodes[node_id]
+            c = self.vocab.concepts[node.test.concept]
+            if c.name in FIXED:
+                continue
+            values = leaf_values(c, node.test, True, facts.get(c.name), self.vocab)
+            if isinstance(node.test, ir.OneOf) and c.kind == "enum":
+                values = list(node.test.values)  # any allowed value may suit the covering side too
+            for value in values:
+                trial = _with(facts, c.name, value)
+                if self.keeps(self.patient(trial)):
+                    facts = trial
+                    break
+        return facts
+
+    def shrink(self, facts: dict) -> dict:
+        """Drop every fact the class and its failing criteria do not need (1-minimal)."""
+        before = self.judge(self.patient(facts))
+        for name in [k for k in facts if k not in FIXED]:
+            trial = {k: v for k, v in facts.items() if k != name}
+            after = self.judge(self.patient(trial))
+            if after is not None and after <= before:
+                facts, before = trial, after
+        return facts
+
+
+def _with(facts: dict, concept: str, value) -> dict:
+    out = dict(facts)
+    if value is None or value == ():
+        out.pop(concept, None)
+    else:
+        out[concept] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _criterion(policy: str, step) -> Criterion:
+    return Criterion(policy, step.node, step.facts[0].concept, step.test, step.label, step.cite, step.holds)
+
+
+def describe_side(reasoner: Reasoner, patient: Patient, policy: str, other_kind: str, contrast: set[str]) -> Side:
+    """The side's decision and the criteria responsible for it, from why / why-not: a denial facing
+    a covering payer shows what fails (why-not); a covering side shows its criteria on the concepts
+    the other side fails on; any other decision shows what made its rule fire (why)."""
+    w = why(reasoner, patient, policy)
+    d = w.decision
+    decision = d.kind + (f" ({d.subkind})" if d.subkind else "")
+    steps = [s for top in w.rule.steps for s in top.leaves()] if w.rule else []
+    if d.kind == "covered":
+        steps = [s for s in steps if s.facts[0].concept in contrast]
+    elif d.kind == "denied" and other_kind == "covered":
+        wn = why_not(reasoner, patient, policy, "covered")
+        failing = [s for path in wn.paths if path.in_scope and not path.trace.preempted_by
+                   for top in path.trace.steps for s in top.leaves()]
+        steps = failing or steps
+    crit = tuple(dict.fromkeys(_criterion(policy, s) for s in steps))
+    return Side(policy, decision, d.rule, d.rule_label, d.cite, crit)
+
+
+def witness_class(reasoner: Reasoner, pattern: Pattern, facts: dict, count: int) -> DisagreementClass:
+    w = _Witness(reasoner, pattern)
+    facts = w.shrink(w.sharpen(dict(facts)))
+    patient = w.patient(facts)
+    program = reasoner.loaded.program
+    ka, kb = kind_of(program.policy(pattern.a), pattern.rule_a), kind_of(program.policy(pattern.b), pattern.rule_b)
+    a0 = describe_side(reasoner, patient, pattern.a, kb, set())
+    b = describe_side(reasoner, patient, pattern.b, ka, {c.concept for c in a0.criteria})
+    a = describe_side(reasoner, patient, pattern.a, kb, {c.concept for c in b.criteria}) if ka == "covered" else a0
+    return DisagreementClass(pattern, count, facts, a, b)
+
+
+# ---------------------------------------------------------------- the two ways of finding classes
+def search(loaded, payers: list[str], service: str | None = None, indication: str | None = None,
+           examples: int = 500, seed: int = 0, progress=None) -> Result:
+    """Generate, decide with the fast backend, group by class, and build each class's witness."""
+    fixed = {k: v for k, v in (("service", service), ("indication", indication)) if v}
+    program = ir.Program(tuple(p for p in loaded.program.policies if p.id in payers))
+    task = progress.add_task("generating patients", total=examples) if progress else None
+    people = generate(loaded, payers, fixed, examples, seed, (lambda: progress.advance(task)) if progress else None)
+    outcomes = FastBackend(program, loaded.vocab).decide([p.facts for p in people])
+    per_patient = patterns(program, payers, outcomes)
+    result = Result(tuple(payers), service, indication, len(people), seed, sum(1 for f in per_patient if f), [])
+    counts: Counter = Counter()
+    smallest: dict[Pattern, Patient] = {}
+    for patient, found in zip(people, per_patient):
+        for pat in found:
+            counts[pat] += 1
+            result.by_pair[(pat.a, pat.b)] += 1
+            result.by_indication[(pat.a, pat.b, patient.facts["indication"])] += 1
+            if pat not in smallest or len(patient.facts) < len(smallest[pat].facts):
+                smallest[pat] = patient
+    result.classes = _ordered(_witnesses(loaded, {p: (smallest[p].facts, counts[p]) for p in counts}, "search", progress))
+    return result
+
+
+def _ordered(classes: list[DisagreementClass]) -> list[DisagreementClass]:
+    """Classes where one payer covers first (what analysts look for), then the most frequent."""
+    return sorted(classes, key=lambda c: ("covered" not in (c.a.decision, c.b.decision), -c.count,
+                                          str(c.pattern)))
+
+
+def exhaustive(loaded, payers: list[str], service: str | None = None, indication: str | None = None,
+               progress=None) -> dict[Pattern, dict]:
+    """Every class that exists within the finite abstraction, each with a solver witness checked
+    by the reference engine; a class not returned has been proven empty."""
+    program = loaded.program
+    enc = Encoding(program, loaded.vocab)
+    solver = z3.Solver()
+    solver.add(*enc.domain())
+    for concept, value in (("service", service), ("indication", indication)):
+        if value:
+            solver.add(enc.fix(concept, value))
+    reasoner = Reasoner(loaded)
+    pairs = list(itertools.combinations(payers, 2))
+    task = progress.add_task("proving classes", total=len(pairs)) if progress else None
+    found: dict[Pattern, dict] = {}
+    for a, b in pairs:
+        pa, pb = program.policy(a), program.policy(b)
+        for (ra, fa), (rb, fb) in itertools.product(enc.decides(pa).items(), enc.decides(pb).items()):
+            if kind_of(pa, ra) == kind_of(pb, rb) or solver.check(fa, fb) != z3.sat:
+                continue
+            facts = enc.facts(solver.model())
+            pattern = Pattern(a, ra, b, rb)
+            if not _Witness(reasoner, pattern).keeps(validate(facts, loaded.vocab, "solver witness")):
+                raise AssertionError(f"solver and engine disagree on {pattern}: {facts}")
+            found[pattern] = facts
+        if progress:
+            progress.advance(task)
+    return found
+
+
+def _witnesses(loaded, by_pattern: dict[Pattern, tuple[dict, int]], how: str, progress) -> list[DisagreementClass]:
+    reasoner = Reasoner(loaded)
+    task = progress.add_task("shrinking witnesses", total=len(by_pattern)) if progress else None
+    out = []
+    for pattern, (facts, count) in sorted(by_pattern.items(), key=lambda kv: (-kv[1][1], str(kv[0]))):
+        cls = witness_class(reasoner, pattern, facts, count)
+        cls.found_by.add(how)
+        out.append(cls)
+        if progress:
+            progress.advance(task)
+    return out
+
+
+def complete(loaded, result: Result, progress=None) -> Result:
+    """Adds the exhaustive classes: those the search found are marked, the missed ones added."""
+    proven = exhaustive(loaded, list(result.payers), result.service, result.indication, progress)
+    known = {c.pattern: c for c in result.classes}
+    for pattern in known.keys() & proven.keys():
+        known[pattern].found_by.add("exhaustive")
+    missed = {p: (facts, 0) for p, facts in proven.items() if p not in known}
+    result.classes = _ordered(result.classes + _witnesses(loaded, missed, "exhaustive", progress))
+    result.exhaustive = True
+    unproven = [p for p in known if p not in proven]
+    if unproven:  # the abstraction is exact, so this would be a bug in one of the encodings
+        raise AssertionError(f"search found classes the solver calls impossible: {unproven}")
+    return result
+
+
+# ---------------------------------------------------------------- summaries
+@dataclass(frozen=True)
+class Theme:
+    """One payer denying on some criteria where others cover: classes of several pairs, merged."""
+
+    policy: str
+    criteria: tuple[Criterion, ...]
+    others: tuple[tuple[str, tuple[Criterion, ...]], ...]  # covering payer, its contrasting criteria
+    count: int
+
+
+def themes(result: Result) -> list[Theme]:
+    """Classes whose denying side fails on the same criteria, gathered across covering payers,
+    e.g. "cam70141 needs trial relief > 50 %, where cmm210, geisinger, ... accept ≥ 50 %"."""
+    groups: dict[tuple, list] = {}
+    for cls in result.classes:
+        for deny, cover in ((cls.a, cls.b), (cls.b, cls.a)):
+            if deny.decision.startswith("denied") and cover.decision == "covered" and deny.criteria:
+                key = (deny.policy, tuple(sorted({c.node for c in deny.criteria})))
+                groups.setdefault(key, []).append((deny, cover, cls.count))
+    out = [Theme(policy, entries[0][0].criteria, tuple(sorted((c.policy, c.criteria) for _, c, _ in entries)),
+                 sum(n for *_, n in entries)) for (policy, _), entries in groups.items()]
+    return sorted(out, key=lambda t: (-len(t.others), -t.count, t.policy))
+
+
+def _cite(cite: ir.Citation | None):
+    return None if cite is None else {"document": cite.document, "section": cite.section}
+
+
+def _criterion_json(c: Criterion) -> dict:
+    return {"policy": c.policy, "node": c.node, "concept": c.concept, "test": c.test, "label": c.label, "holds": c.holds,
+            "citation": _cite(c.cite)}
+
+
+def _side_json(s: Side) -> dict:
+    return {"policy": s.policy, "decision": s.decision, "rule": s.rule, "rule_label": s.rule_label,
+            "citation": _cite(s.cite), "criteria": [_criterion_json(c) for c in s.criteria]}
+
+
+def as_json(result: Result) -> dict:
+    from .explain import json_value
+
+    return {
+        "schema": "reasoner.diff/1", "payers": list(result.payers), "service": result.service,
+        "indication": result.indication, "examples": result.examples, "seed": result.seed,
+        "disagreeing_patients": result.disagreeing, "exhaustive": result.exhaustive,
+        "classes": [{"a": _side_json(c.a), "b": _side_json(c.b), "patients": c.count,
+                     "found_by": sorted(c.found_by),
+                     "witness": {k: json_value(v) for k, v in c.witness.items()}} for c in result.classes],
+        "pairs": [{"a": a, "b": b, "patients": n} for (a, b), n in sorted(result.by_pair.items())],
+        "by_indication": [{"a": a, "b": b, "indication": i, "patients": n}
+                          for (a, b, i), n in sorted(result.by_indication.items())],
+        "themes": [{"policy": t.policy, "fails": [_criterion_json(c) for c in t.criteria],
+                    "covered_by": [{"policy": p, "criteria": [_criterion_json(c) for c in crit]} for p, crit in t.others],
+                    "patients": t.count} for t in themes(result)],
+    }

@@ -1,0 +1,137 @@
+"""Disagreement discovery: the solver encoding equals the engine, the search is deterministic,
+witnesses are minimal members of their class, the exhaustive check completes the search, and
+planted changes are found."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import z3
+from hypothesis import HealthCheck, given, settings
+from typer.testing import CliRunner
+
+from reasoner import diff
+from reasoner.cli import EXIT_INPUT, EXIT_OK, app
+from reasoner.load import load
+from reasoner.planted import PLANTED, copy_id, load_with
+from reasoner.solver import Encoding, representatives
+from reasoner.strategies import near_coverage, patients
+
+from conftest import ROOT
+
+LOADED = load(ROOT / "policies")
+PAIR = ["cam70141", "cmm210"]
+ENCODING = Encoding(LOADED.program, LOADED.vocab)
+ALL = [p.id for p in LOADED.program.policies]
+
+
+def _solver_rule(encoding: Encoding, policy, facts) -> str | None:
+    solver = z3.Solver()
+    solver.add(*encoding.assignment(facts))
+    fired = [rule for rule, formula in encoding.decides(policy).items() if solver.check(formula) == z3.sat]
+    assert len(fired) == 1, fired  # a patient's facts fix every variable: exactly one rule decides
+    return fired[0]
+
+
+@settings(max_examples=150, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(patients(LOADED) | near_coverage(LOADED, ALL))
+def test_solver_encoding_decides_like_the_engine(reasoner, patient):
+    evaluation = reasoner.engine.evaluate(patient.facts, ALL, detail=False)
+    for policy in LOADED.program.policies:
+        assert _solver_rule(ENCODING, policy, patient.facts) == evaluation.decided[policy.id], policy.id
+
+
+def test_representatives_cover_every_region_between_thresholds():
+    age = LOADED.vocab.concepts["age"]
+    assert [float(v) for v in representatives(age, {18})] == [0, 18, 130]
+    relief = LOADED.vocab.concepts["trial_pain_relief"]
+    assert [float(v) for v in representatives(relief, {50, 60})] == [0, 50, 55, 60, 100]
+
+
+@pytest.fixture(scope="module")
+def nonmalignant():
+    result = diff.search(LOADED, PAIR, "implant", "nonmalignant_pain", examples=120, seed=7)
+    return diff.complete(LOADED, result)
+
+
+def test_search_is_deterministic_for_a_seed():
+    one = diff.search(LOADED, PAIR, "implant", "nonmalignant_pain", examples=60, seed=3)
+    two = diff.search(LOADED, PAIR, "implant", "nonmalignant_pain", examples=60, seed=3)
+    assert diff.as_json(one) == diff.as_json(two)
+
+
+def test_strict_versus_non_strict_relief_is_a_class(nonmalignant):
+    (theme,) = [t for t in diff.themes(nonmalignant) if t.policy == "cam70141"
+                and [c.concept for c in t.criteria] == ["trial_pain_relief"]]
+    assert [c.test for c in theme.criteria] == ["trial_pain_relief > 50 %"]
+    assert [(p, [c.test for c in crit]) for p, crit in theme.others] == [("cmm210", ["trial_pain_relief ≥ 50 %"])]
+
+
+def test_every_witness_is_in_its_class_and_one_minimal(reasoner, nonmalignant):
+    for cls in nonmalignant.classes:
+        w = diff._Witness(reasoner, cls.pattern)
+        failing = w.judge(w.patient(cls.witness))
+        assert failing is not None, cls.pattern
+        for concept in cls.witness:
+            if concept in ("service", "indication", "line_of_business"):
+                continue
+            smaller = w.judge(w.patient({k: v for k, v in cls.witness.items() if k != concept}))
+            assert smaller is None or not smaller <= failing, (cls.pattern, concept)
+
+
+def test_exhaustive_check_completes_the_search(nonmalignant):
+    assert nonmalignant.exhaustive
+    found = [c for c in nonmalignant.classes if "search" in c.found_by]
+    assert found and all("exhaustive" in c.found_by for c in found)
+    assert all(c.count == 0 for c in nonmalignant.classes if c.found_by == {"exhaustive"})
+
+
+def test_exhaustive_check_proves_the_absence_of_other_classes():
+    # cam70141 and cmm210 both read only commercial members: on Medicaid they agree (not addressed)
+    proven = diff.exhaustive(LOADED, PAIR, "implant", "nonmalignant_pain")
+    assert proven and all(p.rule_a != "outside_lines" and p.rule_b != "outside_lines" for p in proven)
+    assert {(p.rule_a, p.rule_b) for p in proven} == {("other_uses", "nonmalignant_implant"),
+                                                       ("pain_implant", "criteria_not_met")}
+
+
+@pytest.mark.parametrize("planted", PLANTED, ids=[p.name for p in PLANTED])
+def test_a_planted_change_is_found(planted):
+    loaded = load_with(planted)
+    result = diff.search(loaded, [planted.policy, copy_id(planted)], planted.service, planted.indication,
+                         examples=200, seed=0)
+    concepts = {c.concept for cls in result.classes for side in (cls.a, cls.b) for c in side.criteria}
+    assert planted.concept in concepts
+
+
+def test_an_unchanged_copy_has_no_disagreement():
+    same = PLANTED[0].__class__("nothing changed", "uhc", "trial_pain_relief >= 50 %", "trial_pain_relief >= 50 %",
+                                "trial_pain_relief", "implant", "nonmalignant_pain")
+    loaded = load_with(same)
+    assert diff.exhaustive(loaded, ["uhc", "uhc_planted"]) == {}
+    assert diff.search(loaded, ["uhc", "uhc_planted"], examples=50).classes == []
+
+
+def test_diff_cli_json_and_reports(at_root, tmp_path):
+    runner = CliRunner()
+    args = ["diff", "--payers", "cam70141", "--payers", "cmm210", "--service", "implant",
+            "--indication", "nonmalignant_pain", "--examples", "40", "--seed", "1"]
+    result = runner.invoke(app, args + ["--json", "--report", str(tmp_path / "r.md")])
+    assert result.exit_code == EXIT_OK, result.output
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == "reasoner.diff/1" and doc["payers"] == PAIR and doc["seed"] == 1
+    assert all({"a", "b", "witness", "found_by", "patients"} <= set(c) for c in doc["classes"])
+    assert (tmp_path / "r.md").read_text().startswith("# Disagreements among cam70141, cmm210")
+    html = runner.invoke(app, args + ["--report", str(tmp_path / "r.html")])
+    assert html.exit_code == EXIT_OK and "<html" in (tmp_path / "r.html").read_text().lower()
+    assert "Disagreements among" in html.stdout
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--payers", "nobody"], "unknown payer"),
+    (["--payers", "uhc"], "at least two payers"),
+    (["--service", "implnt"], "unknown service"),
+    (["--report", "out.txt"], "must end in .md or .html"),
+])
+def test_diff_cli_rejects_bad_options(at_root, extra, message):
+    result = CliRunner().invoke(app, ["diff", "--examples", "5"] + extra)
+    assert result.exit_code == EXIT_INPUT and message in result.output
