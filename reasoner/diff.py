@@ -356,8 +356,13 @@ def themes(result: Result) -> list[Theme]:
             if deny.decision.startswith("denied") and cover.decision == "covered" and deny.criteria:
                 key = (deny.policy, tuple(sorted({c.node for c in deny.criteria})))
                 groups.setdefault(key, []).append((deny, cover, cls.count))
-    out = [Theme(policy, entries[0][0].criteria, tuple(sorted((c.policy, c.criteria) for _, c, _ in entries)),
-                 sum(n for *_, n in entries)) for (policy, _), entries in groups.items()]
+    out = []
+    for (policy, _), entries in groups.items():
+        covering = {}  # one entry per covering payer (the first class met, which has the most patients)
+        for _, cover, _ in entries:
+            covering.setdefault(cover.policy, cover.criteria)
+        out.append(Theme(policy, entries[0][0].criteria, tuple(sorted(covering.items(), key=lambda kv: kv[0])),
+                         sum(n for *_, n in entries)))
     return sorted(out, key=lambda t: (-len(t.others), -t.count, t.policy))
 
 

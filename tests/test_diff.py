@@ -135,3 +135,17 @@ def test_diff_cli_json_and_reports(at_root, tmp_path):
 def test_diff_cli_rejects_bad_options(at_root, extra, message):
     result = CliRunner().invoke(app, ["diff", "--examples", "5"] + extra)
     assert result.exit_code == EXIT_INPUT and message in result.output
+
+
+def test_themes_merge_classes_of_one_covering_payer():
+    cite = LOADED.program.policy("cam70141").rules[0].cite
+    fails = (diff.Criterion("cam70141", "n1", "trial_pain_relief", "trial_pain_relief > 50 %", "more than half", cite, False),)
+    def cls(rule, count, crit):
+        deny = diff.Side("cam70141", "denied (investigational)", "other_uses", "unproven", cite, fails)
+        cover = diff.Side("cmm210", "covered", rule, "covered", cite, crit)
+        return diff.DisagreementClass(diff.Pattern("cam70141", "other_uses", "cmm210", rule), count, {}, deny, cover)
+    ge = (diff.Criterion("cmm210", "n2", "trial_pain_relief", "trial_pain_relief ≥ 50 %", "at least half", cite, True),)
+    result = diff.Result(("cam70141", "cmm210"), None, None, 10, 0, 5,
+                         [cls("nonmalignant_implant", 3, ge), cls("cancer_implant", 2, ge[::-1] + ge)])
+    (theme,) = diff.themes(result)
+    assert theme.count == 5 and [p for p, _ in theme.others] == ["cmm210"]
