@@ -4,7 +4,8 @@ Numbers are drawn mostly at and around every threshold any policy compares them 
 at, just above), since that is where payers disagree; the rest of the time anywhere in the
 concept's range. Every patient has a service, indication and line of business from the values the
 policies name; each other concept is documented or not. Realistic constraints: a request for a
-trial carries no trial results, and a number is whole when the concept's range is wide.
+trial carries no trial results, past durations fit within the member's age, a course has no more
+visits than its weeks allow, and a number is whole when the concept's range is wide.
 
 `near_coverage` aims at the boundaries that matter most to cross-payer comparison: it builds a
 patient who meets one payer's covering rule (choosing among its alternatives), with values at the
@@ -96,6 +97,22 @@ def _request_values(loaded: Loaded, concept: str) -> list[str]:
     return [v for v in loaded.vocab.values_of(concept) if v in used] or list(loaded.vocab.values_of(concept))
 
 
+PER_YEAR = {"years": 1, "months": 12, "weeks": 52}
+FUTURE = frozenset({"life_expectancy"})  # a duration ahead of the member, not behind
+
+
+def _realistic(facts: dict, loaded: Loaded) -> dict:
+    """Durations that fit in the member's life so far, and no more visits than weeks allow."""
+    age = facts.get("age")
+    for name, value in list(facts.items()):
+        c = loaded.vocab.concepts[name]
+        if age is not None and c.kind == "number" and c.unit in PER_YEAR and name not in FUTURE | {"age"}:
+            facts[name] = min(value, type(value)(age * PER_YEAR[c.unit]))
+    if "pt_chiro_visits" in facts and "pt_chiro_weeks" in facts:
+        facts["pt_chiro_visits"] = min(facts["pt_chiro_visits"], type(facts["pt_chiro_visits"])(facts["pt_chiro_weeks"] * 14))
+    return facts
+
+
 @st.composite
 def patients(draw, loaded: Loaded, documented: float = 0.6, fixed: dict | None = None) -> Patient:
     """A valid patient; `fixed` pins concepts (e.g. {"service": "implant"})."""
@@ -109,7 +126,7 @@ def patients(draw, loaded: Loaded, documented: float = 0.6, fixed: dict | None =
             continue
         if draw(st.floats(0, 1)) < documented:
             facts[name] = draw(value_strategy(c, loaded, points.get(name, set())))
-    return validate(facts, loaded.vocab, "<generated>")
+    return validate(_realistic(facts, loaded), loaded.vocab, "<generated>")
 
 
 def _scoped(rule: ir.Rule, fixed: dict) -> bool:
@@ -187,4 +204,4 @@ def near_coverage(draw, loaded: Loaded, payers: list[str], fixed: dict | None = 
             facts.pop(name, None)
     if facts["service"] == "trial":
         facts = {k: v for k, v in facts.items() if not k.startswith(TRIAL_RESULTS)}
-    return validate(facts, loaded.vocab, "<generated>")
+    return validate(_realistic(facts, loaded), loaded.vocab, "<generated>")

@@ -149,3 +149,24 @@ def test_themes_merge_classes_of_one_covering_payer():
                          [cls("nonmalignant_implant", 3, ge), cls("cancer_implant", 2, ge[::-1] + ge)])
     (theme,) = diff.themes(result)
     assert theme.count == 5 and [p for p, _ in theme.others] == ["cmm210"]
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(patients(LOADED) | near_coverage(LOADED, ALL))
+def test_generated_patients_are_realistic(patient):
+    facts = patient.facts
+    assert facts["service"] in LOADED.vocab.values_of("service")
+    if facts["service"] == "trial":
+        assert not any(name.startswith("trial_") for name in facts)
+    if "age" in facts:
+        assert facts.get("conservative_care_months", 0) <= facts["age"] * 12
+        assert facts.get("pt_chiro_weeks", 0) <= facts["age"] * 52
+    if "pt_chiro_visits" in facts and "pt_chiro_weeks" in facts:
+        assert facts["pt_chiro_visits"] <= facts["pt_chiro_weeks"] * 14
+
+
+def test_generation_leans_on_thresholds():
+    people = diff.generate(LOADED, ALL, {"service": "implant", "indication": "nonmalignant_pain"}, 200, seed=0)
+    reliefs = [p.facts["trial_pain_relief"] for p in people if "trial_pain_relief" in p.facts]
+    near = sum(1 for r in reliefs if 49 <= r <= 51)  # every policy's threshold is 50 %; a uniform draw: 3 %
+    assert reliefs and near > len(reliefs) / 3
