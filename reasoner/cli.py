@@ -257,7 +257,8 @@ def matrix_cmd(
 
 @app.command("diff")
 def diff_cmd(
-    payers: Optional[list[str]] = typer.Option(None, "--payers", help="Payers to compare (repeatable; default: all)."),
+    payers: Optional[list[str]] = typer.Option(None, "--payers", help="Payers to compare: --payers A,B or repeated "
+                                               "(default: all)."),
     service: Optional[str] = typer.Option(None, "--service", help="Only requests for this service (e.g. implant)."),
     indication: Optional[str] = typer.Option(None, "--indication", help="Only requests for this indication."),
     examples: int = typer.Option(500, "--examples", min=1, help="Patients to generate."),
@@ -274,12 +275,15 @@ def diff_cmd(
     from . import diff
 
     loaded = _load(policies, as_json)
-    chosen = _payers(loaded, payers, as_json) or [p.id for p in loaded.program.policies]
+    wanted = [name for value in payers or [] for name in value.split(",") if name]
+    chosen = _payers(loaded, wanted, as_json) or [p.id for p in loaded.program.policies]
     _check_request(loaded, service, indication, as_json)
     if len(chosen) < 2:
         _fail([Problem("--payers", "name at least two payers to compare.")], as_json)
     if report is not None and report.suffix.lower() not in (".md", ".html"):
         _fail([Problem("--report", f"'{report}' must end in .md or .html.")], as_json)
+    if report is not None and not report.resolve().parent.is_dir():
+        _fail([Problem("--report", f"the folder of '{report}' does not exist; nothing was searched.")], as_json)
     err = render.console(stderr=True)
     with render.diff_progress(err) as progress:
         result = diff.search(loaded, chosen, service, indication, examples, seed, progress)

@@ -113,7 +113,7 @@ def test_an_unchanged_copy_has_no_disagreement():
 
 def test_diff_cli_json_and_reports(at_root, tmp_path):
     runner = CliRunner()
-    args = ["diff", "--payers", "cam70141", "--payers", "cmm210", "--service", "implant",
+    args = ["diff", "--payers", "cam70141,cmm210", "--service", "implant",
             "--indication", "nonmalignant_pain", "--examples", "40", "--seed", "1"]
     result = runner.invoke(app, args + ["--json", "--report", str(tmp_path / "r.md")])
     assert result.exit_code == EXIT_OK, result.output
@@ -131,6 +131,7 @@ def test_diff_cli_json_and_reports(at_root, tmp_path):
     (["--payers", "uhc"], "at least two payers"),
     (["--service", "implnt"], "unknown service"),
     (["--report", "out.txt"], "must end in .md or .html"),
+    (["--report", "no/such/folder/out.md"], "does not exist"),
 ])
 def test_diff_cli_rejects_bad_options(at_root, extra, message):
     result = CliRunner().invoke(app, ["diff", "--examples", "5"] + extra)
