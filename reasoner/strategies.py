@@ -179,8 +179,9 @@ def near_coverage(draw, loaded: Loaded, payers: list[str], fixed: dict | None = 
     facts = {c: draw(st.sampled_from(rule.scope_values(c) or own.get(c) or _request_values(loaded, c))) for c in REQUEST}
     facts.update(fixed)
     targets = [rule]
-    others = [r for p in chosen for r in p.rules if r.conditions and r is not rule and _scoped(r, fixed)
-              and r.name != "outside_lines"]
+    request = {c: facts[c] for c in ("service", "indication")}
+    others = [r for p in chosen for r in p.rules if r.conditions and r is not rule and _scoped(r, request)
+              and r.name != "outside_lines"]  # rules that can meet the first one on this request
     if others and draw(st.integers(0, 2)) == 0:
         targets.append(draw(st.sampled_from(others)))
     for target in targets:
