@@ -80,7 +80,13 @@ def column(policy: ir.Policy, service: str | None, indication: str | None) -> Co
             _requirements(node, rule, "required", reqs)
         for node in rule.exceptions:
             _requirements(node, rule, "absent", reqs)
-    return Column(policy.id, rules, tuple(reqs))
+    return Column(policy.id, rules, tuple(q for q in reqs if not _guard(q, reqs)))
+
+
+def _guard(q: Requirement, reqs: list[Requirement]) -> bool:
+    """'X documented' next to another requirement on X of the same rule says nothing more."""
+    return q.text == "documented" and q.mode == "required" and \
+        any(o is not q and o.rule == q.rule and o.concept == q.concept for o in reqs)
 
 
 def matrix(program: ir.Program, service: str | None, indication: str | None) -> list[Column]:
