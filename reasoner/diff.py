@@ -32,9 +32,9 @@ from . import ir
 from .decide import Reasoner
 from .duck import FastBackend
 from .errors import InputError
-from .explain import failing_leaves, why, why_not
+from .explain import cite_json, failing_leaves, json_value, why, why_not
 from .patient import Patient, validate
-from .repair import FIXED, leaf_values
+from .repair import FIXED, leaf_values, with_change
 from .solver import Encoding
 from .strategies import near_coverage, patients as random_patients
 
@@ -118,9 +118,8 @@ def generate(loaded, payers: list[str], fixed: dict, examples: int, seed: int, t
     return out
 
 
-def patterns(program: ir.Program, payers: list[str], outcomes: list[dict]) -> list[list[Pattern]]:
+def patterns(payers: list[str], outcomes: list[dict]) -> list[list[Pattern]]:
     """Per patient, the classes of every pair of payers that decide differently."""
-    pols = {p: program.policy(p) for p in payers}
     out = []
     for per in outcomes:
         found = []
@@ -187,7 +186,7 @@ class _Witness:
             if isinstance(node.test, ir.OneOf) and c.kind == "enum":
                 values = list(node.test.values)  # any allowed value may suit the covering side too
             for value in values:
-                trial = _with(facts, c.name, value)
+                trial = with_change(facts, c.name, value)
                 if self.keeps(self.patient(trial)):
                     facts = trial
                     break
@@ -202,15 +201,6 @@ class _Witness:
             if after is not None and after <= before:
                 facts, before = trial, after
         return facts
-
-
-def _with(facts: dict, concept: str, value) -> dict:
-    out = dict(facts)
-    if value is None or value == ():
-        out.pop(concept, None)
-    else:
-        out[concept] = list(value) if isinstance(value, tuple) else value
-    return out
 
 
 def _criterion(policy: str, step) -> Criterion:
@@ -257,7 +247,7 @@ def search(loaded, payers: list[str], service: str | None = None, indication: st
     task = progress.add_task("generating patients", total=examples) if progress else None
     people = generate(loaded, payers, fixed, examples, seed, (lambda: progress.advance(task)) if progress else None)
     outcomes = FastBackend(program, loaded.vocab).decide([p.facts for p in people])
-    per_patient = patterns(program, payers, outcomes)
+    per_patient = patterns(payers, outcomes)
     result = Result(tuple(payers), service, indication, len(people), seed, sum(1 for f in per_patient if f), [])
     counts: Counter = Counter()
     smallest: dict[Pattern, Patient] = {}
@@ -366,23 +356,17 @@ def themes(result: Result) -> list[Theme]:
     return sorted(out, key=lambda t: (-len(t.others), -t.count, t.policy))
 
 
-def _cite(cite: ir.Citation | None):
-    return None if cite is None else {"document": cite.document, "section": cite.section}
-
-
 def _criterion_json(c: Criterion) -> dict:
     return {"policy": c.policy, "node": c.node, "concept": c.concept, "test": c.test, "label": c.label, "holds": c.holds,
-            "citation": _cite(c.cite)}
+            "citation": cite_json(c.cite)}
 
 
 def _side_json(s: Side) -> dict:
     return {"policy": s.policy, "decision": s.decision, "rule": s.rule, "rule_label": s.rule_label,
-            "citation": _cite(s.cite), "criteria": [_criterion_json(c) for c in s.criteria]}
+            "citation": cite_json(s.cite), "criteria": [_criterion_json(c) for c in s.criteria]}
 
 
 def as_json(result: Result) -> dict:
-    from .explain import json_value
-
     return {
         "schema": "reasoner.diff/1", "payers": list(result.payers), "service": result.service,
         "indication": result.indication, "examples": result.examples, "seed": result.seed,

@@ -234,12 +234,12 @@ def json_value(value):
     return value
 
 
-def _cite(cite: ir.Citation) -> dict:
-    return {"document": cite.document, "section": cite.section}
+def cite_json(cite: ir.Citation | None) -> dict | None:
+    return None if cite is None else {"document": cite.document, "section": cite.section}
 
 
 def step_json(step: Step) -> dict:
-    out = {"criterion": step.node, "label": step.label, "test": step.test, "citation": _cite(step.cite),
+    out = {"criterion": step.node, "label": step.label, "test": step.test, "citation": cite_json(step.cite),
            "holds": step.holds, "status": step.status}
     if step.facts:
         out["facts"] = [{"concept": f.concept, "value": json_value(f.value)} for f in step.facts]
@@ -252,7 +252,7 @@ def step_json(step: Step) -> dict:
 
 def trace_json(trace: RuleTrace) -> dict:
     o = trace.outcome
-    return {"rule": trace.rule, "label": trace.label, "citation": _cite(trace.cite),
+    return {"rule": trace.rule, "label": trace.label, "citation": cite_json(trace.cite),
             "outcome": {"decision": o.kind, "subkind": o.subkind, "detail": o.detail, "prior_auth": o.prior_auth},
             "fires": trace.fires, "preempted_by": trace.preempted_by, "criteria": [step_json(s) for s in trace.steps]}
 

@@ -149,7 +149,18 @@ class _Proposer:
         return [{c.name: (v, needed)} for v in leaf_values(c, test, want, self.facts.get(c.name), self.vocab)]
 
 
-def _step(c: Concept) -> Decimal:
+def with_change(facts: dict, concept: str, value) -> dict:
+    """A copy of `facts` with `concept` set to `value` (None or an empty set: no longer documented)."""
+    out = dict(facts)
+    if value is REMOVE or value == ():
+        out.pop(concept, None)
+    else:
+        out[concept] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def step(c: Concept) -> Decimal:
+    """The smallest move worth proposing on a number: whole units on wide ranges, halves on narrow."""
     return Decimal(1) if c.high - c.low >= 10 else Decimal("0.5")
 
 
@@ -190,14 +201,14 @@ def _thresholds(c: Concept, op: str, value: Decimal, want: bool) -> list[Decimal
     if op == "==":
         if want:
             return [value]
-        return [v for v in (value + _step(c), value - _step(c)) if c.low <= v <= c.high][:1]
+        return [v for v in (value + step(c), value - step(c)) if c.low <= v <= c.high][:1]
     if holds_above:
-        target = value + _step(c) if strict else value
+        target = value + step(c) if strict else value
         target = (value + c.high) / 2 if target > c.high else target
         if strict and target <= value:
             return []
     else:
-        target = value - _step(c) if strict else value
+        target = value - step(c) if strict else value
         target = (value + c.low) / 2 if target < c.low else target
         if strict and target >= value:
             return []
@@ -228,10 +239,7 @@ class _Judge:
     def changed(self, changes: dict) -> Patient | None:
         facts = dict(self.patient.facts)
         for concept, (value, _) in changes.items():
-            if value is None or value == ():
-                facts.pop(concept, None)
-            else:
-                facts[concept] = list(value) if isinstance(value, tuple) else value
+            facts = with_change(facts, concept, value)
         try:
             return validate(facts, self.reasoner.loaded.vocab, self.patient.source)
         except InputError:

@@ -23,7 +23,7 @@ from . import ir
 from .check import SCOPE_CONCEPTS
 from .load import Loaded
 from .patient import Patient, validate
-from .repair import leaf_values
+from .repair import leaf_values, step
 from .vocab import Concept
 
 REQUEST = tuple(SCOPE_CONCEPTS.values())
@@ -42,15 +42,11 @@ def thresholds(program: ir.Program) -> dict[str, set[Decimal]]:
     return out
 
 
-def _step(c: Concept) -> Decimal:
-    return Decimal(1) if c.high - c.low >= 10 else Decimal("0.5")
-
-
 def near(c: Concept, points: set[Decimal]) -> list:
     """Just below, at and just above each threshold, within the range (fine steps included)."""
     values = set()
     for t in points:
-        for d in (-_step(c), -Decimal("0.1"), 0, Decimal("0.1"), _step(c)):
+        for d in (-step(c), -Decimal("0.1"), 0, Decimal("0.1"), step(c)):
             v = t + d
             if c.low <= v <= c.high:
                 values.add(int(v) if v == v.to_integral_value() else float(v))
