@@ -275,7 +275,7 @@ def diff_cmd(
     from . import diff
 
     loaded = _load(policies, as_json)
-    wanted = [name for value in payers or [] for name in value.split(",") if name]
+    wanted = list(dict.fromkeys(name for value in payers or [] for name in value.split(",") if name))
     chosen = _payers(loaded, wanted, as_json) or [p.id for p in loaded.program.policies]
     _check_request(loaded, service, indication, as_json)
     if len(chosen) < 2:
