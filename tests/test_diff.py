@@ -90,7 +90,8 @@ def test_exhaustive_check_proves_the_absence_of_other_classes():
     # cam70141 and cmm210 both read only commercial members: on Medicaid they agree (not addressed)
     proven = diff.exhaustive(LOADED, PAIR, "implant", "nonmalignant_pain")
     assert proven and all(p.rule_a != "outside_lines" and p.rule_b != "outside_lines" for p in proven)
-    assert {(p.rule_a, p.rule_b) for p in proven} == {("other_uses", "nonmalignant_implant"),
+    assert {(p.rule_a, p.rule_b) for p in proven} == {("criteria_not_met", "nonmalignant_implant"),
+                                                       ("unapproved_drug", "nonmalignant_implant"),
                                                        ("pain_implant", "criteria_not_met")}
 
 

@@ -37,7 +37,7 @@ def test_cells_carry_thresholds_and_modes(loaded):
 def test_denials_show_what_triggers_them(loaded):
     (col,) = [c for c in matrix(loaded.program, "implant", "chemotherapy") if c.policy == "qualchoice"]
     other_site = [q for q in col.requirements if q.rule == "chemotherapy_other_site"]
-    assert [(q.concept, q.mode, q.grants) for q in other_site] == [("chemo_site", "absent", False)]
+    assert [(q.concept, q.text, q.mode, q.grants) for q in other_site] == [("chemo_site", "in {other}", "required", False)]
 
 
 def test_filters_select_rules_by_scope(loaded):
