@@ -26,7 +26,7 @@ def test_cells_carry_thresholds_and_modes(loaded):
     assert ("life_expectancy", "> 3 months", "required") in reqs
     assert ("trial_pain_relief", "≥ 50 %", "required") in reqs
     assert ("implant_contraindicated", "yes", "absent") in reqs
-    assert [r.name for r in col.rules] == ["outside_lines", "medicare_elastomeric", "medicare_ncd", "malignant_implant",
+    assert [r.name for r in col.rules] == ["outside_lines", "medicare_ncd", "malignant_implant",
                                            "medicaid_case_by_case", "pump_criteria_not_met"]
     (col,) = [c for c in matrix(loaded.program, "implant", "nonmalignant_pain") if c.policy == "geisinger"]
     contraindications = {q.concept: q.grants for q in col.requirements if q.rule == "contraindicated"}
