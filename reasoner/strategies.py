@@ -129,14 +129,15 @@ def _scoped(rule: ir.Rule, fixed: dict) -> bool:
     return all(rule.scope_values(c) is None or v in rule.scope_values(c) for c, v in fixed.items())
 
 
-def _satisfy(draw, node: ir.Node, want: bool, facts: dict, loaded: Loaded, touched: set) -> None:
+def _satisfy(draw, node: ir.Node, want: bool, facts: dict, loaded: Loaded, touched: set, met: list) -> None:
     """Set facts so that `node` holds (want) or fails, drawing among the ways to do it. A fact set
     earlier for another criterion (`touched`) is left alone where a criterion only needs to fail,
-    so that, say, "DIRE above 13" and "no score out of range" can both be met."""
+    so that, say, "DIRE above 13" and "no score out of range" can both be met. Leaves made to hold are
+    appended to `met`: the criteria this patient meets, candidates for a near miss."""
     kids = ir.children(node)
     match node.test:
         case ir.Not(child):
-            return _satisfy(draw, child, not want, facts, loaded, touched)
+            return _satisfy(draw, child, not want, facts, loaded, touched, met)
         case ir.All() if want:
             chosen = list(kids)
         case ir.Any() if not want:
@@ -151,13 +152,15 @@ def _satisfy(draw, node: ir.Node, want: bool, facts: dict, loaded: Loaded, touch
             if not want and c.name in touched:
                 return
             touched.add(c.name)
+            if want:
+                met.append(node)
             options = leaf_values(c, node.test, want, facts.get(c.name), loaded.vocab) + ([] if want else [None])
             if options:
                 value = draw(st.sampled_from(options))
                 facts.pop(c.name, None) if value is None else facts.__setitem__(c.name, list(value) if isinstance(value, tuple) else value)
             return
     for kid in chosen:
-        _satisfy(draw, kid, want, facts, loaded, touched)
+        _satisfy(draw, kid, want, facts, loaded, touched, met)
 
 
 @st.composite
@@ -180,17 +183,19 @@ def near_coverage(draw, loaded: Loaded, payers: list[str], fixed: dict | None = 
               and r.name != "outside_lines"]  # rules that can meet the first one on this request
     if others and draw(st.integers(0, 2)) == 0:
         targets.append(draw(st.sampled_from(others)))
-    for target in targets:
+    met: list[ir.Node] = []
+    for i, target in enumerate(targets):
         touched: set[str] = set()
         for node in target.conditions:
-            _satisfy(draw, node, True, facts, loaded, touched)
+            _satisfy(draw, node, True, facts, loaded, touched, met if i == 0 else [])
         for node in target.exceptions:
-            _satisfy(draw, node, False, facts, loaded, touched)
+            _satisfy(draw, node, False, facts, loaded, touched, met if i == 0 else [])
     facts.update(fixed)  # a rule may test the request in its conditions too
-    leaves = [n for top in rule.conditions for n in ir.walk(top) if isinstance(n.test, ir.LEAVES)
-              and n.test.concept not in REQUEST]
-    if leaves and draw(st.booleans()):  # a near miss: one criterion of the rule just fails
-        _satisfy(draw, draw(st.sampled_from(leaves)), False, facts, loaded, set())
+    leaves = [n for n in met if n.test.concept not in REQUEST]  # criteria of the first rule it meets
+    bounds = [n for n in leaves if isinstance(n.test, (ir.Compare, ir.CountAtLeast))]
+    if leaves and draw(st.booleans()):  # a near miss: one criterion of the rule just fails,
+        pool = bounds if bounds and draw(st.booleans()) else leaves  # often a numeric bound
+        _satisfy(draw, draw(st.sampled_from(pool)), False, facts, loaded, set(), [])
     points = thresholds(loaded.program)
     mentioned = sorted({n.test.concept for p in chosen for r in p.rules for top in r.conditions + r.exceptions
                         for n in ir.walk(top) if isinstance(n.test, ir.LEAVES)} - set(REQUEST))
