@@ -93,9 +93,13 @@ class Result:
     by_pair: Counter = field(default_factory=Counter)  # (a, b) -> disagreeing patients
     by_indication: Counter = field(default_factory=Counter)  # (a, b, indication) -> disagreeing patients
 
+    def pair_count(self, a: str, b: str) -> int:
+        """Disagreeing patients of a pair, whichever order it is named in."""
+        return self.by_pair.get((a, b), self.by_pair.get((b, a), 0))
+
 
 def kind_of(policy: ir.Policy, rule: str | None) -> str:
-    return "not_addressed" if rule is None else next(r for r in policy.rules if r.name == rule).outcome.kind
+    return Reasoner.decision(policy, rule).kind
 
 
 # ---------------------------------------------------------------- generating and deciding
@@ -137,23 +141,19 @@ class _Witness:
     def __init__(self, reasoner: Reasoner, pattern: Pattern):
         self.reasoner, self.pattern = reasoner, pattern
         self.vocab = reasoner.loaded.vocab
-        self.nodes = {n.id: n for p in (pattern.a, pattern.b) for r in reasoner.loaded.program.policy(p).rules
+        program = reasoner.loaded.program
+        self.nodes = {n.id: n for p in (pattern.a, pattern.b) for r in program.policy(p).rules
                       for top in ir.rule_nodes(r) for n in ir.walk(top)}
+        kinds = {p: kind_of(program.policy(p), r) for p, r in ((pattern.a, pattern.rule_a), (pattern.b, pattern.rule_b))}
+        # the payer that denies while the other covers, if that is the class (fixed by the pattern)
+        self.denying = next((p for p, k in kinds.items() if k == "denied"), None) \
+            if sorted(kinds.values()) == ["covered", "denied"] else None
 
     def patient(self, facts: dict) -> Patient | None:
         try:
             return validate(facts, self.vocab, "witness")
         except InputError:
             return None
-
-    def denying(self) -> str | None:
-        """The payer that denies while the other covers, if that is the class."""
-        program = self.reasoner.loaded.program
-        kinds = {p: kind_of(program.policy(p), r)
-                 for p, r in ((self.pattern.a, self.pattern.rule_a), (self.pattern.b, self.pattern.rule_b))}
-        if sorted(kinds.values()) != ["covered", "denied"]:
-            return None
-        return next(p for p, k in kinds.items() if k == "denied")
 
     def judge(self, patient: Patient | None) -> frozenset[str] | None:
         """None unless the patient is in the class; then the denying side's failing criteria
@@ -164,10 +164,9 @@ class _Witness:
         ev = self.reasoner.engine.evaluate(patient.facts, policies, detail=True)
         if (ev.decided[self.pattern.a], ev.decided[self.pattern.b]) != (self.pattern.rule_a, self.pattern.rule_b):
             return None
-        denying = self.denying()
-        if denying is None:
+        if self.denying is None:
             return frozenset()
-        return failing_leaves(self.reasoner.loaded.program.policy(denying), ev, patient)
+        return failing_leaves(self.reasoner.loaded.program.policy(self.denying), ev, patient)
 
     def keeps(self, patient: Patient | None) -> bool:
         return self.judge(patient) is not None
@@ -175,7 +174,7 @@ class _Witness:
     def sharpen(self, facts: dict) -> dict:
         """Make hold every failing criterion of a denying side facing a covering one, where the class
         survives: what still fails is what the two payers disagree on."""
-        if self.denying() is None:
+        if self.denying is None:
             return facts
         for node_id in sorted(self.judge(self.patient(facts))):
             node = self.nodes[node_id]
@@ -302,7 +301,7 @@ def _witnesses(loaded, by_pattern: dict[Pattern, tuple[dict, int]], how: str, pr
     reasoner = Reasoner(loaded)
     task = progress.add_task("shrinking witnesses", total=len(by_pattern)) if progress else None
     out = []
-    for pattern, (facts, count) in sorted(by_pattern.items(), key=lambda kv: (-kv[1][1], str(kv[0]))):
+    for pattern, (facts, count) in by_pattern.items():  # ordered by the caller, see _ordered
         cls = witness_class(reasoner, pattern, facts, count)
         cls.found_by.add(how)
         out.append(cls)
@@ -315,14 +314,14 @@ def complete(loaded, result: Result, progress=None) -> Result:
     """Adds the exhaustive classes: those the search found are marked, the missed ones added."""
     proven = exhaustive(loaded, list(result.payers), result.service, result.indication, progress)
     known = {c.pattern: c for c in result.classes}
-    for pattern in known.keys() & proven.keys():
+    unproven = [p for p in known if p not in proven]
+    if unproven:  # the abstraction is exact, so this would be a bug in one of the encodings
+        raise AssertionError(f"search found classes the solver calls impossible: {unproven}")
+    for pattern in known:
         known[pattern].found_by.add("exhaustive")
     missed = {p: (facts, 0) for p, facts in proven.items() if p not in known}
     result.classes = _ordered(result.classes + _witnesses(loaded, missed, "exhaustive", progress))
     result.exhaustive = True
-    unproven = [p for p in known if p not in proven]
-    if unproven:  # the abstraction is exact, so this would be a bug in one of the encodings
-        raise AssertionError(f"search found classes the solver calls impossible: {unproven}")
     return result
 
 

@@ -288,8 +288,7 @@ def pair_table(result) -> Table:
     for a in result.payers:
         cells = []
         for b in result.payers:
-            n = result.by_pair.get((a, b), result.by_pair.get((b, a), 0))
-            cells.append("—" if a == b else str(n))
+            cells.append("—" if a == b else str(result.pair_count(a, b)))
         table.add_row(Text(a, style="bold"), *cells)
     return table
 
@@ -322,6 +321,6 @@ def diff_markdown(result, themes) -> str:
     lines += ["## Disagreeing patients by payer pair", "", "| | " + " | ".join(result.payers) + " |",
               "|---|" + "---|" * len(result.payers)]
     for a in result.payers:
-        row = ["—" if a == b else str(result.by_pair.get((a, b), result.by_pair.get((b, a), 0))) for b in result.payers]
+        row = ["—" if a == b else str(result.pair_count(a, b)) for b in result.payers]
         lines.append(f"| **{a}** | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
