@@ -47,8 +47,8 @@ def synthetic_sql(layout, vocab, n: int) -> str:
 
 def fast_run(n: int) -> dict:
     """In a child process: build n synthetic patients, decide them under every payer."""
-    from reasoner import load
-    from reasoner.duck import FastBackend
+    from reasoner.language import load
+    from reasoner.engines.duck import FastBackend
 
     loaded = load(ROOT / "policies")
     backend = FastBackend(loaded.program, loaded.vocab)
@@ -66,9 +66,9 @@ def _reference(n: int) -> dict:
     from hypothesis import HealthCheck, given, settings
 
     from reasoner import Reasoner, load
-    from reasoner.explain import why_not
-    from reasoner.repair import repairs
-    from reasoner.strategies import patients
+    from reasoner.results.explain import why_not
+    from reasoner.results.repair import repairs
+    from reasoner.search.strategies import patients
 
     loaded = load(ROOT / "policies")
     reasoner = Reasoner(loaded)

@@ -14,8 +14,8 @@ import argparse
 import statistics
 import time
 
-from reasoner import diff
-from reasoner.planted import PLANTED, copy_id, load_with
+from reasoner.search import diff
+from reasoner.search.planted import PLANTED, copy_id, load_with
 
 
 def first_find(loaded, p, seed: int, max_examples: int) -> tuple[int | None, float]:

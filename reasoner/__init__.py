@@ -2,12 +2,20 @@
 
 The pipeline, one stage per module, data flowing one way:
 
-    policy text --parse--> syntax tree --check--> IR --datalog--> clauses --engine--> decisions
-    (grammar/policy.lark)  (syntax.py)  (check.py, ir.py)  (datalog.py)  (engine.py)  (decide.py)
-                                                                         --render--> tables (render.py)
+    policy text --parse--> syntax tree --check--> IR --compile--> Datalog / SQL / SMT --run--> decisions
+    (grammar/policy.lark)   language/              engines/                             results/
+                                               --explain--> why / why-not / repairs (results/)
+                                               --render--> tables and trees (present/)
 
-`vocab.py` holds the shared patient vocabulary every policy is checked against; `patient.py`
-validates patient files against it; `load.py` loads a whole policy folder, all or nothing.
+Folders name the layers; data flows one way through them (patients, read by io/patient.py, are the
+input every later layer consumes):
+- `language/`: syntax, parse, vocab (the shared patient vocabulary), check (names, types, units;
+  lowering to the IR), ir, load (a whole policy folder, all or nothing);
+- `engines/`: datalog + reference (pyDatalog, the reference semantics), sql + duck (the fast path),
+  solver (z3, for exhaustive questions);
+- `results/`: decide, explain, repair, matrix;
+- `search/`: strategies (patients from the vocabulary), diff (disagreements), planted;
+- `io/`: patient files and batch files at the edges; `present/`: rich rendering; `cli.py`: the shell.
 
 Typical use:
 
@@ -17,11 +25,11 @@ Typical use:
     >>> [(d.policy, d.kind) for d in Reasoner(loaded).decide(patient, ["geisinger"])]
     [('geisinger', 'covered')]
 """
-from .decide import Decision, Reasoner
-from .errors import InputError, PatientError, PolicyError, ReasonerError
-from .load import Loaded, load
-from .patient import Patient, load_patient, validate
-from .paths import examples_dir, policies_dir
+from reasoner.results.decide import Decision, Reasoner
+from reasoner.errors import InputError, PatientError, PolicyError, ReasonerError
+from reasoner.language.load import Loaded, load
+from reasoner.io.patient import Patient, load_patient, validate
+from reasoner.paths import examples_dir, policies_dir
 
 __all__ = [
     "Decision", "InputError", "Loaded", "Patient", "PatientError", "PolicyError", "Reasoner", "ReasonerError",

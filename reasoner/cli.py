@@ -12,13 +12,15 @@ from typing import Optional
 
 import typer
 
-from . import explain, render
-from .check import DECISIONS
-from .decide import Reasoner
-from .errors import InputError, Problem, did_you_mean
-from .load import VOCABULARY_FILE, Loaded, lint, load, policy_files
-from .patient import Patient, load_patient, validate
-from .paths import policies_dir
+from reasoner.results import explain
+
+from reasoner.present import render
+from reasoner.language.check import DECISIONS
+from reasoner.results.decide import Reasoner
+from reasoner.errors import InputError, Problem, did_you_mean
+from reasoner.language.load import VOCABULARY_FILE, Loaded, lint, load, policy_files
+from reasoner.io.patient import Patient, load_patient, validate
+from reasoner.paths import policies_dir
 
 EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
 
@@ -132,7 +134,7 @@ def why_not(
 ) -> None:
     """Why the payer did not decide DECISION: every rule that could have, what stops it, and the
     smallest fact changes that would get there (each verified by the engine)."""
-    from .repair import repairs as find_repairs
+    from reasoner.results.repair import repairs as find_repairs
 
     loaded = _load(policies, as_json)
     pid = _one_payer(loaded, payer, as_json)
@@ -163,8 +165,8 @@ def batch(
 
     Each output row has the input row's number and id and, per payer, <payer>__rule,
     <payer>__decision and <payer>__failing (the failing criteria of the covered rules in scope)."""
-    from . import batch as b
-    from .duck import FastBackend
+    from reasoner.io import batch as b
+    from reasoner.engines.duck import FastBackend
 
     loaded = _load(policies, False)
     chosen = _payers(loaded, payer, False)
@@ -240,7 +242,7 @@ def matrix_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Which payer requires what, for each service and indication, generated from the policies."""
-    from .matrix import as_json as matrix_json, matrix
+    from reasoner.results.matrix import as_json as matrix_json, matrix
 
     loaded = _load(policies, as_json)
     chosen = _payers(loaded, payer, as_json)
@@ -272,7 +274,7 @@ def diff_cmd(
 ) -> None:
     """Find patients on whom payers decide differently, grouped into classes by the rules and
     criteria responsible on each side, each with a minimal witness patient and citations."""
-    from . import diff
+    from reasoner.search import diff
 
     loaded = _load(policies, as_json)
     wanted = list(dict.fromkeys(name for value in payers or [] for name in value.split(",") if name))

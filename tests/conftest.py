@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from reasoner.decide import Reasoner
-from reasoner.load import load
+from reasoner.results.decide import Reasoner
+from reasoner.language.load import load
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from reasoner.cli import EXIT_INPUT, EXIT_LINT, app
 from reasoner.errors import PatientError, PolicyError
-from reasoner.load import lint, load
-from reasoner.patient import load_patient
-from reasoner.vocab import load_vocabulary
+from reasoner.language.load import lint, load
+from reasoner.io.patient import load_patient
+from reasoner.language.vocab import load_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path("tests/bad")

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reasoner.cli import EXIT_INPUT, app
-from reasoner.patient import validate
+from reasoner.io.patient import validate
 
 ROWS = [
     {"id": "a", "service": "implant", "indication": "nonmalignant_pain", "line_of_business": "commercial",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reasoner.patient import validate
+from reasoner.io.patient import validate
 
 CASES = Path(__file__).resolve().parent / "cases"
 FIELDS = {"decision": "kind", "subkind": "subkind", "rule": "rule", "prior_auth": "prior_auth"}

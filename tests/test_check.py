@@ -3,9 +3,9 @@ from decimal import Decimal
 
 import pytest
 
-from reasoner import ir
-from reasoner.check import check_policy
-from reasoner.parse import parse_text
+from reasoner.language import ir
+from reasoner.language.check import check_policy
+from reasoner.language.parse import parse_text
 
 HEADER = 'policy p { payer "P" document "D1" "T" version "v" lines commercial, medicare cite "Lines" }\n'
 

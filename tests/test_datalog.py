@@ -1,7 +1,7 @@
 """The Datalog layer: generated clauses are safe and non-recursive; the checks catch bad ones."""
 import pytest
 
-from reasoner import datalog as dl
+from reasoner.engines import datalog as dl
 
 
 def test_bundled_program_compiles_to_safe_clauses(loaded):

@@ -10,12 +10,12 @@ import z3
 from hypothesis import HealthCheck, given, settings
 from typer.testing import CliRunner
 
-from reasoner import diff
+from reasoner.search import diff
 from reasoner.cli import EXIT_INPUT, EXIT_OK, app
-from reasoner.load import load
-from reasoner.planted import PLANTED, copy_id, load_with
-from reasoner.solver import Encoding, representatives
-from reasoner.strategies import near_coverage, patients
+from reasoner.language.load import load
+from reasoner.search.planted import PLANTED, copy_id, load_with
+from reasoner.engines.solver import Encoding, representatives
+from reasoner.search.strategies import near_coverage, patients
 
 from conftest import ROOT
 

@@ -3,9 +3,9 @@ import dataclasses
 
 import pytest
 
-from reasoner.decide import Reasoner
-from reasoner.load import load
-from reasoner.patient import load_patient, validate
+from reasoner.results.decide import Reasoner
+from reasoner.language.load import load
+from reasoner.io.patient import load_patient, validate
 
 from conftest import ROOT
 

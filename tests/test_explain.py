@@ -8,11 +8,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from reasoner import render
+from reasoner.present import render
 from reasoner.cli import EXIT_INPUT, app
-from reasoner.explain import NOT_DOCUMENTED, OTHERWISE, why, why_json, why_not, why_not_json
-from reasoner.patient import load_patient, validate
-from reasoner.repair import repairs
+from reasoner.results.explain import NOT_DOCUMENTED, OTHERWISE, why, why_json, why_not, why_not_json
+from reasoner.io.patient import load_patient, validate
+from reasoner.results.repair import repairs
 
 from conftest import ROOT
 

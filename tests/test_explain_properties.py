@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reasoner import ir
-from reasoner.explain import ABSENT, FAILS, HOLDS, NOT_DOCUMENTED, OTHERWISE, why, why_facts, why_not
-from reasoner.load import load
-from reasoner.patient import validate
-from reasoner.repair import EXACT, repairs
-from reasoner.strategies import patients
+from reasoner.language import ir
+from reasoner.results.explain import ABSENT, FAILS, HOLDS, NOT_DOCUMENTED, OTHERWISE, why, why_facts, why_not
+from reasoner.language.load import load
+from reasoner.io.patient import validate
+from reasoner.results.repair import EXACT, repairs
+from reasoner.search.strategies import patients
 
 from conftest import ROOT
 

@@ -6,12 +6,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reasoner.duck import FastBackend
-from reasoner.explain import failing_criteria
-from reasoner.load import load
-from reasoner.patient import validate
-from reasoner.sql import compile_query, layout
-from reasoner.strategies import patients
+from reasoner.engines.duck import FastBackend
+from reasoner.results.explain import failing_criteria
+from reasoner.language.load import load
+from reasoner.io.patient import validate
+from reasoner.engines.sql import compile_query, layout
+from reasoner.search.strategies import patients
 
 from conftest import ROOT
 

@@ -3,9 +3,9 @@ import json
 
 from typer.testing import CliRunner
 
-from reasoner import ir
+from reasoner.language import ir
 from reasoner.cli import EXIT_OK, app
-from reasoner.matrix import OUTCOMES, matrix
+from reasoner.results.matrix import OUTCOMES, matrix
 
 
 def test_every_leaf_of_every_rule_appears(loaded):

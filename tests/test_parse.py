@@ -3,9 +3,9 @@ from decimal import Decimal
 
 import pytest
 
-from reasoner import syntax as s
+from reasoner.language import syntax as s
 from reasoner.errors import PolicyError
-from reasoner.parse import parse_text
+from reasoner.language.parse import parse_text
 
 HEADER = 'policy p { payer "P" document "D1" "Title" version "v1" lines commercial cite "Lines" }\n'
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pyDatalog import pyDatalog, pyParser
 
-from reasoner.decide import Reasoner
+from reasoner.results.decide import Reasoner
 from reasoner.errors import InputError
-from reasoner.load import load
-from reasoner.patient import validate
+from reasoner.language.load import load
+from reasoner.io.patient import validate
 
 from conftest import ROOT
 

@@ -13,7 +13,7 @@ is free, each fact documented or not. Since policies only compare numbers with c
 number in a region between thresholds decides exactly like its representative: the abstraction
 loses no decision, so "no other class exists" holds for all patients, not just sampled ones.
 
-Semantics follow `reasoner/sql.py` and `reasoner/datalog.py` (a missing fact makes a positive test
+Semantics follow `reasoner/engines/sql.py` and `reasoner/engines/datalog.py` (a missing fact makes a positive test
 false; the first rule that fires decides). Tests hold the three equal on generated patients, and
 every witness the solver returns is re-decided by pyDatalog before it is reported.
 """
@@ -24,9 +24,9 @@ from fractions import Fraction
 
 import z3
 
-from . import ir
-from .sql import _members
-from .vocab import Concept, Vocabulary
+from reasoner.language import ir
+from reasoner.engines.sql import _members
+from reasoner.language.vocab import Concept, Vocabulary
 
 OTHER_CODE = "00000"  # stands for "some code no policy lists"
 

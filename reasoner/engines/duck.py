@@ -1,6 +1,6 @@
 """Everything DuckDB-specific: the connection, moving patient rows in, reading input files.
 
-`reasoner/sql.py` writes portable SQL; this module runs it on an embedded DuckDB over Arrow
+`reasoner/engines/sql.py` writes portable SQL; this module runs it on an embedded DuckDB over Arrow
 tables, a chunk of patients at a time.
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from . import ir
-from .sql import Layout, compile_query, layout
-from .vocab import Vocabulary
+from reasoner.language import ir
+from reasoner.engines.sql import Layout, compile_query, layout
+from reasoner.language.vocab import Vocabulary
 
 ARROW = {"BOOLEAN": pa.bool_(), "DOUBLE": pa.float64(), "VARCHAR": pa.string()}
 

@@ -7,11 +7,11 @@ CTE per layer of the criteria tree: no joins, no aggregates, one pass over the p
 
 The generated SQL uses only CASE, COALESCE, AND/OR/NOT, comparisons, IN lists, CAST to INTEGER
 and concat_ws, all of which Spark SQL runs unchanged; everything DuckDB-specific (connecting,
-registering data, reading files) lives in `reasoner/duck.py`. Column names are generated
+registering data, reading files) lives in `reasoner/engines/duck.py`. Column names are generated
 (`c0`, `n12`), and every literal comes from the checked IR (vocabulary values, policy numbers),
 so no text from a patient file ever becomes SQL; patient values travel as data.
 
-Semantics follow `reasoner/datalog.py` exactly (a missing fact makes a positive test false, the
+Semantics follow `reasoner/engines/datalog.py` exactly (a missing fact makes a positive test false, the
 first rule in file order that fires decides); differential tests hold the two backends equal.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from . import ir
-from .vocab import Vocabulary
+from reasoner.language import ir
+from reasoner.language.vocab import Vocabulary
 
 DOCUMENTED = None  # the member "value" of a set concept's documented flag
 

@@ -10,9 +10,9 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from . import ir
-from .decide import Decision
-from .errors import Problem
+from reasoner.language import ir
+from reasoner.results.decide import Decision
+from reasoner.errors import Problem
 
 STYLE = {"covered": "bold green", "denied": "bold red", "review": "bold yellow", "not_addressed": "dim"}
 
@@ -73,7 +73,7 @@ def policies_table(program: ir.Program) -> Table:
 
 def matrix_table(columns, service: str | None, indication: str | None) -> Table:
     """Concepts down, payers across; each cell the payer's requirements on that concept."""
-    from .matrix import concepts_in
+    from reasoner.results.matrix import concepts_in
 
     scope = ", ".join(x for x in (service, indication) if x) or "all services and indications"
     table = Table(title=f"Criteria matrix — {escape(scope)}", title_justify="left", show_lines=True)

@@ -12,8 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .load import VOCABULARY_FILE, Loaded, load
-from .paths import policies_dir
+from reasoner.language.load import VOCABULARY_FILE, Loaded, load
+from reasoner.paths import policies_dir
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,15 @@ import z3
 from hypothesis import HealthCheck, Phase, given, seed as hseed, settings
 from hypothesis import strategies as st
 
-from . import ir
-from .decide import Reasoner
-from .duck import FastBackend
-from .errors import InputError
-from .explain import cite_json, failing_leaves, json_value, why, why_not
-from .patient import Patient, validate
-from .repair import FIXED, leaf_values, with_change
-from .solver import Encoding
-from .strategies import near_coverage, patients as random_patients
+from reasoner.language import ir
+from reasoner.results.decide import Reasoner
+from reasoner.engines.duck import FastBackend
+from reasoner.errors import InputError
+from reasoner.results.explain import cite_json, failing_leaves, json_value, why, why_not
+from reasoner.io.patient import Patient, validate
+from reasoner.results.repair import FIXED, leaf_values, with_change
+from reasoner.engines.solver import Encoding
+from reasoner.search.strategies import near_coverage, patients as random_patients
 
 
 @dataclass(frozen=True)

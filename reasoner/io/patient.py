@@ -16,8 +16,8 @@ from typing import Annotated, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, create_model
 
-from .errors import PatientError, Problem, did_you_mean
-from .vocab import Concept, Vocabulary
+from reasoner.errors import PatientError, Problem, did_you_mean
+from reasoner.language.vocab import Concept, Vocabulary
 
 RESERVED = {"id": "a short name for the patient", "description": "free text about the scenario"}
 _CODE = r"^[A-Z0-9][A-Z0-9.]{1,9}$"

@@ -17,14 +17,14 @@ import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 
-from . import ir
-from .check import SCOPE_CONCEPTS, describe
-from .decide import Reasoner
-from .engine import Evaluation
-from .errors import InputError
-from .explain import json_value
-from .patient import Patient, validate
-from .vocab import Concept
+from reasoner.language import ir
+from reasoner.language.check import SCOPE_CONCEPTS, describe
+from reasoner.results.decide import Reasoner
+from reasoner.engines.reference import Evaluation
+from reasoner.errors import InputError
+from reasoner.results.explain import json_value
+from reasoner.io.patient import Patient, validate
+from reasoner.language.vocab import Concept
 
 FIXED = frozenset(SCOPE_CONCEPTS.values())  # what is requested is not something to repair
 WIDTH = 6  # alternatives kept per node while proposing

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ir
-from .engine import Engine
-from .load import Loaded
-from .patient import Patient
+from reasoner.language import ir
+from reasoner.engines.reference import Engine
+from reasoner.language.load import Loaded
+from reasoner.io.patient import Patient
 
 
 @dataclass(frozen=True)

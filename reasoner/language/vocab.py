@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from . import syntax as s
-from .errors import PolicyError, Problem, did_you_mean
-from .parse import parse_file
+from reasoner.language import syntax as s
+from reasoner.errors import PolicyError, Problem, did_you_mean
+from reasoner.language.parse import parse_file
 
 KINDS = ("boolean", "number", "enum", "set", "codes", "date")
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ir
-from . import syntax as s
-from .check import check_policy
-from .errors import PolicyError, Problem
-from .parse import parse_file
-from .paths import policies_dir
-from .vocab import Vocabulary, load_vocabulary
+from reasoner.language import ir
+from reasoner.language import syntax as s
+from reasoner.language.check import check_policy
+from reasoner.errors import PolicyError, Problem
+from reasoner.language.parse import parse_file
+from reasoner.paths import policies_dir
+from reasoner.language.vocab import Vocabulary, load_vocabulary
 
 VOCABULARY_FILE = "vocabulary.vocab"
 

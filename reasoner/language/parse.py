@@ -11,9 +11,9 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
-from . import syntax as s
-from .errors import PolicyError, Problem
-from .paths import grammar_file
+from reasoner.language import syntax as s
+from reasoner.errors import PolicyError, Problem
+from reasoner.paths import grammar_file
 
 
 @lru_cache(maxsize=1)

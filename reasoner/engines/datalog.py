@@ -1,6 +1,6 @@
 """IR to Datalog clauses: plain data that any Datalog engine can load.
 
-Design choices that avoid pyDatalog's measured pitfalls by construction (see docs/ENGINE.md):
+Design choices that avoid pyDatalog's measured pitfalls by construction:
 - every IR node becomes its own predicate `n<k>(P)`, so the engine's own truth table for each
   criterion can be read back for explanations (no second copy of the semantics in Python);
 - counts are "at least n distinct members" written as n joined members in strictly increasing
@@ -16,8 +16,8 @@ import graphlib
 from dataclasses import dataclass
 from decimal import Decimal
 
-from . import ir
-from .vocab import Vocabulary
+from reasoner.language import ir
+from reasoner.language.vocab import Vocabulary
 
 BASE = {"patient": 1, "fact_bool": 3, "fact_num": 3, "fact_sym": 3}
 RELATION = {"boolean": "fact_bool", "number": "fact_num", "date": "fact_num",

@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from . import ir
-from . import syntax as s
-from .errors import Problem, did_you_mean
-from .vocab import UNITS, Vocabulary, canonical_unit, convert
+from reasoner.language import ir
+from reasoner.language import syntax as s
+from reasoner.errors import Problem, did_you_mean
+from reasoner.language.vocab import UNITS, Vocabulary, canonical_unit, convert
 
 SCOPE_CONCEPTS = {"service": "service", "indication": "indication", "lines": "line_of_business"}
 DECISIONS = {

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pyDatalog import Logic, pyEngine
 from pyDatalog.pyDatalog import assert_fact, retract_fact
 
-from . import datalog as dl
-from . import ir
-from .vocab import Vocabulary
+from reasoner.engines import datalog as dl
+from reasoner.language import ir
+from reasoner.language.vocab import Vocabulary
 
 pyEngine.Float_Precision = None  # the default rounds 49.9999999 to 50.0, which then passes ">= 50"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ir
-from .check import describe
+from reasoner.language import ir
+from reasoner.language.check import describe
 
 OUTCOMES = ("covered", "review")
 

@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .duck import FastBackend
-from .errors import InputError, PatientError, Problem
-from .load import Loaded
-from .patient import validate
+from reasoner.engines.duck import FastBackend
+from reasoner.errors import InputError, PatientError, Problem
+from reasoner.language.load import Loaded
+from reasoner.io.patient import validate
 
 FORMATS = ("jsonl", "csv", "parquet")
 CHUNK = 50_000

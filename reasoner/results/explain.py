@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ir
-from .check import describe
-from .decide import Decision, Reasoner
-from .engine import Evaluation
-from .patient import Patient
+from reasoner.language import ir
+from reasoner.language.check import describe
+from reasoner.results.decide import Decision, Reasoner
+from reasoner.engines.reference import Evaluation
+from reasoner.io.patient import Patient
 
 HOLDS, FAILS = "holds", "fails"
 ABSENT = "absent"  # a negated criterion that holds because its inner criterion does not

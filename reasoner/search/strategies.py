@@ -19,12 +19,12 @@ from decimal import Decimal
 
 from hypothesis import strategies as st
 
-from . import ir
-from .check import SCOPE_CONCEPTS
-from .load import Loaded
-from .patient import Patient, validate
-from .repair import leaf_values, step
-from .vocab import Concept
+from reasoner.language import ir
+from reasoner.language.check import SCOPE_CONCEPTS
+from reasoner.language.load import Loaded
+from reasoner.io.patient import Patient, validate
+from reasoner.results.repair import leaf_values, step
+from reasoner.language.vocab import Concept
 
 REQUEST = tuple(SCOPE_CONCEPTS.values())
 TRIAL_RESULTS = "trial_"  # concepts describing the outcome of a trial already done

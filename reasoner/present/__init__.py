@@ -1,0 +1,1 @@
+"""Rendering for people: rich tables and trees."""

@@ -1,0 +1,1 @@
+"""Decisions and what they rest on: per-payer decisions, why / why-not, verified repairs, the criteria matrix."""

@@ -1,0 +1,1 @@
+"""Patients generated from the vocabulary, and the search for disagreements between payers."""
