@@ -1,12 +1,17 @@
 """The `reasoner` command: parse arguments, call the API, render, exit with a documented code.
 
 Exit codes: 0 success; 1 `lint` found errors; 2 wrong command-line usage; 3 an input file
-(policy, vocabulary or patient) is invalid. Bad input never prints a traceback.
+(policy, vocabulary or patient) is invalid; 4 an output file could not be written; 130 interrupted.
+Bad input never prints a traceback.
 """
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -17,12 +22,12 @@ from reasoner.results import explain
 from reasoner.present import render
 from reasoner.language.check import DECISIONS
 from reasoner.results.decide import Reasoner
-from reasoner.errors import InputError, Problem, did_you_mean
+from reasoner.errors import InputError, OutputError, Problem, did_you_mean
 from reasoner.language.load import VOCABULARY_FILE, Loaded, lint, load, policy_files
 from reasoner.io.patient import Patient, load_patient, validate
 from reasoner.paths import policies_dir
 
-EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
+EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Executable health-insurance coverage policies: decide, compare, explain.")
@@ -31,12 +36,12 @@ PoliciesOpt = typer.Option(None, "--policies", help="Policy folder (default: the
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 
-def _fail(problems, as_json: bool) -> None:
+def _fail(problems, as_json: bool, code: int = EXIT_INPUT) -> None:
     if as_json:
         print(json.dumps({"errors": [{"where": p.where, "severity": p.severity, "message": p.message} for p in problems]}, indent=2))
     else:
-        render.console().print(render.problems_text(problems), end="")
-    raise typer.Exit(EXIT_INPUT)
+        render.console(stderr=True).print(render.problems_text(problems), end="")
+    raise typer.Exit(code)
 
 
 def _load(folder: Optional[Path], as_json: bool) -> Loaded:
@@ -166,6 +171,7 @@ def batch(
     Each output row has the input row's number and id and, per payer, <payer>__rule,
     <payer>__decision and <payer>__failing (the failing criteria of the covered rules in scope)."""
     from reasoner.io import batch as b
+    from reasoner.io.output import check_target
     from reasoner.engines.duck import FastBackend
 
     loaded = _load(policies, False)
@@ -181,8 +187,17 @@ def batch(
         usage.append(Problem("--format", "parquet output needs --out FILE."))
     if not input.exists():
         usage.append(Problem(str(input), "no such file."))
+    try:
+        b.input_format(input)
+    except InputError as error:
+        usage += error.problems
+    if out is not None:
+        try:
+            check_target(out, [input])
+        except OutputError as error:
+            usage += error.problems
     if usage:
-        _fail(usage, False)
+        _fail(usage, False, EXIT_USAGE)
     program = loaded.program
     if chosen:
         program = type(program)(tuple(p for p in program.policies if p.id in chosen))
@@ -190,23 +205,40 @@ def batch(
     try:
         total = b.count_rows(input)
         backend = FastBackend(program, loaded.vocab)
-        handle = open(out, "wb" if fmt in ("parquet", "csv") else "w", encoding=None if fmt in ("parquet", "csv") else "utf-8") \
-            if out else (sys.stdout.buffer if fmt == "csv" else sys.stdout)
-        writer = b.Writer(handle, fmt, [])
-        with render.batch_progress(err, total) as advance:
-            report = b.adjudicate(input, loaded, backend, writer, on_error, problems, advance, chunk)
-        writer.close()
-        if out:
-            handle.close()
+        with _sink(out, input, on_error) as handle, b.Writer(handle, fmt) as writer:
+            with render.batch_progress(err, total) as advance:
+                report = b.adjudicate(input, loaded, backend, writer, on_error, problems, advance, chunk)
     except InputError as error:
-        if out and out.exists():
-            out.unlink()  # a rejected run leaves no partial output behind
         err.print(render.problems_text(error.problems), end="")
-        err.print(f"rejected: {input} has invalid rows; nothing written.")
+        if isinstance(error, OutputError):
+            err.print("nothing written.")
+            raise typer.Exit(EXIT_OUTPUT)
+        previous = f"; {out} is unchanged" if out and out.exists() else ""
+        err.print(f"rejected: {input} has invalid rows; nothing written{previous}.")
         raise typer.Exit(EXIT_INPUT)
     err.print(render.problems_text(problems[:20]), end="")
     more = f" (first 20 shown)" if len(problems) > 20 else ""
     err.print(f"{report.read} row(s) read, {report.decided} decided, {report.rejected} skipped as invalid{more}.")
+
+
+@contextmanager
+def _sink(out: Optional[Path], source: Path, on_error: str):
+    """Where batch rows go: a file replaced only when complete, or standard output. In reject mode,
+    rows for standard output are held back until the whole input has been read, since a run that
+    ends rejected must print no decisions."""
+    from reasoner.io.output import atomic_output
+
+    if out is not None:
+        with atomic_output(out, [source]) as handle:
+            yield handle
+        return
+    if on_error != "reject":
+        yield sys.stdout.buffer
+        return
+    with tempfile.TemporaryFile() as spool:
+        yield spool
+        spool.seek(0)
+        shutil.copyfileobj(spool, sys.stdout.buffer)
 
 
 @app.command("lint")
@@ -326,12 +358,29 @@ def policies_cmd(policies: Optional[Path] = PoliciesOpt, as_json: bool = JsonOpt
         render.console().print(render.policies_table(loaded.program))
 
 
+def _stop(signum, frame) -> None:
+    """Ctrl-C and SIGTERM end a run the same way: cleanup runs and partial output files are removed."""
+    _signals.append(signum)
+    raise KeyboardInterrupt
+
+
+_signals: list[int] = []
+
+
 def main() -> None:
-    """Console entry point; click's usage errors already exit with 2."""
+    """Console entry point; click's usage errors already exit with 2, an interruption with 128 + the
+    signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         app()
     except BrokenPipeError:  # e.g. `reasoner policies | head`
         sys.exit(EXIT_OK)
+    except SystemExit as done:
+        if done.code == EXIT_INTERRUPTED or _signals:  # typer turns KeyboardInterrupt into exit 130
+            print("interrupted; no partial output was left.", file=sys.stderr)
+            sys.exit(128 + _signals[-1] if _signals else EXIT_INTERRUPTED)
+        raise
 
 
 if __name__ == "__main__":

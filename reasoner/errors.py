@@ -39,6 +39,10 @@ class PatientError(InputError):
     """A patient file is malformed or does not fit the vocabulary."""
 
 
+class OutputError(InputError):
+    """An output file could not be written (missing folder, in use by another run, disk full, ...)."""
+
+
 def did_you_mean(name: str, known) -> str:
     """A hint naming the closest known name, or '' when nothing is close.
 

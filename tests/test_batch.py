@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from reasoner.cli import EXIT_INPUT, app
+from reasoner.cli import EXIT_INPUT, EXIT_USAGE, app
 from reasoner.io.patient import validate
 
 ROWS = [
@@ -80,11 +80,11 @@ def test_parquet_input(tmp_path):
 ])
 def test_bad_options(tmp_path, args, where):
     result = CliRunner().invoke(app, ["batch", str(_jsonl(tmp_path, ROWS)), *args])
-    assert result.exit_code == EXIT_INPUT and where in result.output
+    assert result.exit_code == EXIT_USAGE and where in result.output
 
 
 def test_unknown_extension(tmp_path):
     path = tmp_path / "in.txt"
     path.write_text("{}\n")
     result = CliRunner().invoke(app, ["batch", str(path)])
-    assert result.exit_code == EXIT_INPUT and "cannot tell the format" in result.output
+    assert result.exit_code == EXIT_USAGE and "cannot tell the format" in result.output

@@ -49,6 +49,10 @@ class FastBackend:
         self.con.register("patients", patients)
         try:
             return self.con.sql(self.query).to_arrow_table()
+        except RuntimeError as err:  # DuckDB reports a signal during a query as this, not as KeyboardInterrupt
+            if "interrupted" in str(err).lower():
+                raise KeyboardInterrupt from None
+            raise
         finally:
             self.con.unregister("patients")
 

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from reasoner.engines.duck import FastBackend
 from reasoner.errors import InputError, PatientError, Problem
 from reasoner.language.load import Loaded
-from reasoner.io.patient import validate
+from reasoner.io.patient import _json_object, validate
 
 FORMATS = ("jsonl", "csv", "parquet")
 CHUNK = 50_000
@@ -50,12 +50,15 @@ def rows(path: Path, loaded: Loaded) -> Iterator[Row]:
                 number += 1
                 yield Row(number, {k: v for k, v in record.items() if v is not None})
         return
-    with path.open(encoding="utf-8", newline="") as handle:
-        if fmt == "jsonl":
+    if fmt == "jsonl":
+        with path.open("rb") as handle:
             for number, line in enumerate(handle, 1):
                 if line.strip():
                     yield Row(number, _json(line))
-            return
+        return
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name;
+    # bytes that are not UTF-8 become surrogates, reported per row instead of ending the run
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.DictReader(handle)
         for record in reader:
             yield Row(reader.line_num, _from_csv(record, loaded))
@@ -71,11 +74,21 @@ def count_rows(path: Path) -> int:
     return max(lines - (1 if fmt == "csv" else 0), 0)
 
 
-def _json(line: str) -> object:
+def _json(line: bytes) -> object:
+    """One JSONL row, or the InputError that describes what is wrong with it (never an exception:
+    one bad row must not end the run)."""
     try:
-        return json.loads(line)
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return InputError([Problem(f"byte {err.start + 1}", "the line is not valid UTF-8.")])
+    try:
+        return json.loads(text, object_pairs_hook=_json_object)
     except json.JSONDecodeError as err:
         return InputError([Problem(f"column {err.colno}", f"invalid JSON: {err.msg}.")])
+    except RecursionError:
+        return InputError([Problem("row", "invalid JSON: nested too deeply.")])
+    except ValueError as err:  # a key given twice, an integer of thousands of digits
+        return InputError([Problem("row", f"invalid JSON: {str(err)[:200]}.")])
 
 
 def _from_csv(record: dict, loaded: Loaded) -> dict:
@@ -115,8 +128,8 @@ class Report:
 class Writer:
     """Writes decision rows as JSONL, CSV or Parquet, a chunk at a time."""
 
-    def __init__(self, out, fmt: str, columns: list[str]):
-        self.out, self.fmt, self.columns = out, fmt, columns
+    def __init__(self, out, fmt: str):
+        self.out, self.fmt = out, fmt  # a binary file object
         self._parquet = None
         self._csv = None
 
@@ -130,13 +143,22 @@ class Writer:
                 self._csv = pacsv.CSVWriter(self.out, table.schema)
             self._csv.write_table(table)
         else:
-            for record in table.to_pylist():
-                self.out.write(json.dumps(record) + "\n")
+            self.out.write("".join(json.dumps(record) + "\n" for record in table.to_pylist()).encode("utf-8"))
 
     def close(self) -> None:
+        """Finish the format's footer; the file object itself stays open for its owner."""
         for w in (self._parquet, self._csv):
             if w is not None:
                 w.close()
+        self._parquet = self._csv = None
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Closed while the file is still open, even when the run is interrupted (the owner then
+        discards the file), so no writer is left to write into a closed file later."""
+        self.close()
 
 
 def adjudicate(path: Path, loaded: Loaded, backend: FastBackend, writer: Writer, on_error: str,

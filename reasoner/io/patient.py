@@ -149,6 +149,31 @@ def _normalise(c: Concept, value, vocab: Vocabulary, source: str) -> tuple[objec
     return (mapped[0] if c.kind == "enum" else tuple(sorted(mapped))), problems
 
 
+def short(value, limit: int = 60) -> str:
+    """repr of a value cut to `limit` characters: error messages quote what was found, never a
+    whole (possibly enormous or alias-expanded) document."""
+    text = repr(value) if not isinstance(value, (list, dict, tuple)) else _shallow(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _shallow(value) -> str:
+    if isinstance(value, dict):
+        return f"a mapping of {len(value)} field(s)"
+    return f"a list of {len(value)} item(s)"
+
+
+def _encodable(value) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_encodable(v) for v in value[:10_000])
+    return True
+
+
 def validate(data: object, vocab: Vocabulary, source: str = "<patient>") -> Patient:
     """Check one patient mapping; raise PatientError listing every problem."""
     if not isinstance(data, dict):
@@ -156,7 +181,11 @@ def validate(data: object, vocab: Vocabulary, source: str = "<patient>") -> Pati
         raise PatientError([Problem(source, f"a patient file must be a mapping of concept: value, not {got}.")])
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
-        raise PatientError([Problem(source, f"field names must be text, got {bad_keys[0]!r}.")])
+        raise PatientError([Problem(source, f"field names must be text, got {short(bad_keys[0])}.")])
+    broken = [k for k, v in data.items() if not _encodable(k) or not _encodable(v)]
+    if broken:
+        raise PatientError([Problem(f"{source}: field {short(k)}", "holds text that is not valid Unicode "
+                                    "(bytes that are not UTF-8, or a lone surrogate).") for k in broken])
     try:
         parsed = _model(vocab).model_validate(data)
     except ValidationError as err:

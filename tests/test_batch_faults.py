@@ -1,0 +1,160 @@
+"""reasoner batch under faults: nothing lost, nothing mixed, nothing half-written.
+
+Each test runs the real command in a subprocess and interferes with it (kill -9, SIGINT, SIGTERM,
+a second writer), then checks what is left at the output path: the previous file or nothing, never
+a partial file that looks complete.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reasoner.cli import EXIT_INPUT, EXIT_OUTPUT, EXIT_USAGE
+
+CLI = [sys.executable, "-m", "reasoner.cli"]
+ROW = {"service": "implant", "indication": "nonmalignant_pain", "line_of_business": "commercial", "age": 50}
+
+
+def _rows(path: Path, n: int, prefix: str = "p") -> Path:
+    with path.open("w") as handle:
+        for i in range(n):
+            handle.write(json.dumps({"id": f"{prefix}{i}", **ROW, "age": 20 + i % 60}) + "\n")
+    return path
+
+
+def _start(*args) -> subprocess.Popen:
+    return subprocess.Popen([*CLI, "batch", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_partial(out: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the run has written part of its output (a non-empty partial file beside the target)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        partial = [p for p in out.parent.glob(f".{out.name}.*.partial") if p.stat().st_size > 0]
+        if partial:
+            return
+        assert proc.poll() is None, "the run ended before it could be interrupted; use a larger input"
+        time.sleep(0.02)
+    raise AssertionError("no partial output appeared")
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> Path:
+    return _rows(tmp_path_factory.mktemp("big") / "in.jsonl", 400_000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_leaves_the_previous_file(tmp_path, big, fmt, how):
+    out = tmp_path / f"out.{fmt}"
+    out.write_bytes(b"previous run\n")
+    proc = _start(big, "--out", out, "--chunk", "2000")
+    _wait_for_partial(out, proc)
+    proc.send_signal(how)
+    _, err = proc.communicate(timeout=60)
+    assert out.read_bytes() == b"previous run\n"
+    if how != signal.SIGKILL:
+        assert proc.returncode == 128 + how, err.decode()
+        assert b"Traceback" not in err
+        assert not list(tmp_path.glob(".*.partial")), "a partial file was left behind"
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_no_file_where_there_was_none_and_the_next_run_cleans_up(tmp_path, big):
+    out = tmp_path / "out.jsonl"
+    proc = _start(big, "--out", out, "--chunk", "2000")
+    _wait_for_partial(out, proc)
+    proc.kill()
+    proc.wait()
+    assert not out.exists()
+    small = _rows(tmp_path / "small.jsonl", 10)
+    done = subprocess.run([*CLI, "batch", str(small), "--out", str(out)], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    assert len(out.read_text().splitlines()) == 10
+    assert not list(tmp_path.glob(".out.jsonl.*")), "stale partial or lock files remain"
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_while_the_first_runs(tmp_path, big):
+    out = tmp_path / "out.jsonl"
+    first = _start(big, "--out", out, "--chunk", "2000")
+    _wait_for_partial(out, first)
+    other = _rows(tmp_path / "q.jsonl", 50, prefix="q")
+    second = subprocess.run([*CLI, "batch", str(other), "--out", str(out)], capture_output=True)
+    assert second.returncode == EXIT_OUTPUT and b"another run is writing this file" in second.stderr
+    first.communicate(timeout=300)
+    assert first.returncode == 0
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert len(ids) == 400_000 and all(i.startswith("p") for i in ids)
+
+
+def test_out_equal_to_the_input_is_refused_and_the_input_kept(tmp_path):
+    source = _rows(tmp_path / "in.jsonl", 5)
+    before = source.read_bytes()
+    done = subprocess.run([*CLI, "batch", str(source), "--out", str(source)], capture_output=True)
+    assert done.returncode == EXIT_USAGE and b"is the input file" in done.stderr
+    assert source.read_bytes() == before
+
+
+def test_a_refused_run_keeps_an_existing_output(tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text("precious\n")
+    (tmp_path / "in.txt").write_text("{}\n")
+    done = subprocess.run([*CLI, "batch", str(tmp_path / "in.txt"), "--out", str(out)], capture_output=True)
+    assert done.returncode in (EXIT_USAGE, EXIT_INPUT) and out.read_text() == "precious\n"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({**ROW, "age": 500}) + "\n")
+    done = subprocess.run([*CLI, "batch", str(bad), "--out", str(out), "--on-error", "reject"], capture_output=True)
+    assert done.returncode == EXIT_INPUT and out.read_text() == "precious\n"
+    assert b"is unchanged" in done.stderr
+
+
+def test_reject_mode_to_stdout_prints_no_rows_when_rejected(tmp_path):
+    source = _rows(tmp_path / "in.jsonl", 20)
+    with source.open("a") as handle:
+        handle.write(json.dumps({**ROW, "age": -4}) + "\n")
+    done = subprocess.run([*CLI, "batch", str(source), "--on-error", "reject"], capture_output=True)
+    assert done.returncode == EXIT_INPUT and done.stdout == b""
+
+
+@pytest.mark.parametrize("where", ["missing/out.jsonl", "."])
+def test_unwritable_targets_are_clear_errors(tmp_path, where):
+    source = _rows(tmp_path / "in.jsonl", 3)
+    done = subprocess.run([*CLI, "batch", str(source), "--out", str(tmp_path / where)], capture_output=True)
+    assert done.returncode == EXIT_USAGE and b"Traceback" not in done.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_full_disk_is_a_clear_error(tmp_path):
+    source = _rows(tmp_path / "in.jsonl", 3)
+    done = subprocess.run([*CLI, "batch", str(source), "--out", "/dev/full", "--format", "jsonl"], capture_output=True)
+    assert done.returncode == EXIT_OUTPUT and b"No space left" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_rows_that_used_to_crash_are_row_errors_and_every_good_row_is_decided_once(tmp_path):
+    good = [json.dumps({"id": f"g{i}", **ROW}).encode() for i in range(30)]
+    crashers = [
+        b'{"id": "big", "age": ' + b"9" * 5000 + b"}",  # more digits than Python converts
+        b'{"id": "deep", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"id": "bytes\xff\xfe"}',  # not UTF-8
+        b'{"id": "\\ud800", "service": "implant"}',  # a lone surrogate
+        b'{"id": "twice", "age": 40, "age": 41}',
+    ]
+    lines = good[:10] + crashers[:2] + good[10:20] + crashers[2:] + good[20:]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run([*CLI, "batch", str(source), "--out", str(out), "--chunk", "7"], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"Traceback" not in done.stderr
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert sorted(ids) == sorted(f"g{i}" for i in range(30))
+    for number in (11, 12, 23, 24, 25):
+        assert f"{source}:{number}".encode() in done.stderr
