@@ -51,19 +51,23 @@ def _load(folder: Optional[Path], as_json: bool) -> Loaded:
         _fail(err.problems, as_json)
 
 
-def _payers(loaded: Loaded, wanted: list[str] | None, as_json: bool) -> list[str] | None:
+def _payers(loaded: Loaded, wanted: list[str] | None, as_json: bool, option: str = "--payer") -> list[str] | None:
+    """The payer ids asked for, matched case-insensitively (CMM210 is cmm210); unknown ones are usage errors."""
     known = [p.id for p in loaded.program.policies]
-    unknown = [w for w in wanted or [] if w not in known]
+    by_lower = {k.lower(): k for k in known}
+    unknown = [w for w in wanted or [] if w.lower() not in by_lower]
     if unknown:
-        _fail([Problem("--payer", f"unknown payer '{u}'.{did_you_mean(u, known)} Loaded: {', '.join(known)}.") for u in unknown], as_json)
-    return wanted or None
+        _fail([Problem(option, f"unknown payer '{u}'.{did_you_mean(u.lower(), known)} Loaded: {', '.join(known)}.")
+               for u in unknown], as_json, EXIT_USAGE)
+    return [by_lower[w.lower()] for w in wanted] if wanted else None
 
 
 def _check_request(loaded: Loaded, service: str | None, indication: str | None, as_json: bool) -> None:
-    for option, value, concept in (("--service", service, "service"), ("--indication", indication, "indication")):
+    for option, value, concept in (("--service", service, "service"), ("--indication", indication, "indications")):
         known = loaded.vocab.values_of(concept)
         if value is not None and value not in known:
-            _fail([Problem(option, f"unknown {concept} '{value}'.{did_you_mean(value, known)} Known: {', '.join(known)}.")], as_json)
+            _fail([Problem(option, f"unknown {concept} '{value}'.{did_you_mean(value, known)} Known: {', '.join(known)}.")],
+                  as_json, EXIT_USAGE)
 
 
 @app.command()
@@ -90,6 +94,7 @@ def check(
 
 def _patient(loaded: Loaded, path: Path, service: Optional[str], as_json: bool) -> Patient:
     """The validated patient, with the requested service replaced when --service is given."""
+    _check_request(loaded, service, None, as_json)
     try:
         patient = load_patient(path, loaded.vocab)
         if service is not None:
@@ -145,7 +150,7 @@ def why_not(
     pid = _one_payer(loaded, payer, as_json)
     if decision not in DECISIONS:
         _fail([Problem("--decision", f"unknown decision '{decision}'.{did_you_mean(decision, list(DECISIONS))} "
-                                     f"Known: {', '.join(DECISIONS)}.")], as_json)
+                                     f"Known: {', '.join(DECISIONS)}.")], as_json, EXIT_USAGE)
     p = _patient(loaded, patient, service, as_json)
     reasoner = Reasoner(loaded)
     result = explain.why_not(reasoner, p, pid, decision)
@@ -310,14 +315,14 @@ def diff_cmd(
 
     loaded = _load(policies, as_json)
     wanted = list(dict.fromkeys(name for value in payers or [] for name in value.split(",") if name))
-    chosen = _payers(loaded, wanted, as_json) or [p.id for p in loaded.program.policies]
+    chosen = _payers(loaded, wanted, as_json, "--payers") or [p.id for p in loaded.program.policies]
     _check_request(loaded, service, indication, as_json)
     if len(chosen) < 2:
-        _fail([Problem("--payers", "name at least two payers to compare.")], as_json)
+        _fail([Problem("--payers", "name at least two payers to compare.")], as_json, EXIT_USAGE)
     if report is not None and report.suffix.lower() not in (".md", ".html"):
-        _fail([Problem("--report", f"'{report}' must end in .md or .html.")], as_json)
+        _fail([Problem("--report", f"'{report}' must end in .md or .html.")], as_json, EXIT_USAGE)
     if report is not None and not report.resolve().parent.is_dir():
-        _fail([Problem("--report", f"the folder of '{report}' does not exist; nothing was searched.")], as_json)
+        _fail([Problem("--report", f"the folder of '{report}' does not exist; nothing was searched.")], as_json, EXIT_USAGE)
     err = render.console(stderr=True)
     with render.diff_progress(err) as progress:
         result = diff.search(loaded, chosen, service, indication, examples, seed, progress)

@@ -21,6 +21,14 @@ def reasoner(loaded):
     return Reasoner(loaded)
 
 
+def scenario_data(base: dict, scenario: dict, vocab) -> dict:
+    """A golden scenario's patient: the base (records flattened), `set` applied, `unset` removed."""
+    from reasoner.io.patient import flatten
+
+    return {k: v for k, v in {**flatten(base, vocab), **scenario.get("set", {})}.items()
+            if k not in scenario.get("unset", [])}
+
+
 @pytest.fixture
 def at_root(monkeypatch):
     """Run from the repository root so that file names in messages are stable."""

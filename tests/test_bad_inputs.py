@@ -33,7 +33,7 @@ def _policy_errors(rel: Path) -> str:
         with pytest.raises(PolicyError) as err:
             load_vocabulary(rel)
         return str(err.value)
-    _, _, problems = lint([rel], VOCAB)
+    _, _, problems = lint([rel], VOCAB)  # the drug tables beside it are read too
     return "\n".join(str(p) for p in problems if p.severity == "error")
 
 
@@ -70,9 +70,40 @@ def test_bad_patient_cli_exits_3_without_traceback(path, at_root):
     assert "Traceback" not in result.output and "error:" in result.output
 
 
+def test_many_problems_are_capped(loaded, at_root):
+    """A file with thousands of unknown fields reports twenty and a count, not megabytes."""
+    with pytest.raises(PatientError) as err:
+        load_patient(BAD / "patients" / "many_unknown_fields.json", loaded.vocab)
+    problems = err.value.problems
+    assert len(problems) == 21 and problems[-1].message == "… and 2980 more problem(s)."
+
+
+def test_special_files_are_refused_not_read(loaded, tmp_path):
+    """A FIFO would block forever and /dev/zero never ends: only regular files are read."""
+    import os
+
+    fifo = tmp_path / "patient.yaml"
+    os.mkfifo(fifo)
+    link = tmp_path / "zero.yaml"
+    link.symlink_to("/dev/zero")
+    for path in (fifo, link, tmp_path):
+        with pytest.raises(PatientError) as err:
+            load_patient(path, loaded.vocab)
+        assert "not a regular file" in str(err.value)
+
+
+def test_an_oversized_file_is_refused_before_parsing(loaded, tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("description: " + "x" * 1_100_000 + "\n")
+    with pytest.raises(PatientError) as err:
+        load_patient(big, loaded.vocab)
+    assert "larger than 1 MB" in str(err.value)
+
+
 def test_one_bad_policy_loads_nothing(tmp_path):
     """All or nothing: a folder with one broken policy yields no program at all."""
-    (tmp_path / "vocabulary.vocab").write_text((ROOT / VOCAB).read_text())
+    for vocab in (ROOT / "policies").glob("*.vocab"):
+        (tmp_path / vocab.name).write_text(vocab.read_text())
     (tmp_path / "geisinger.policy").write_text((ROOT / "policies/geisinger.policy").read_text())
     (tmp_path / "broken.policy").write_text((ROOT / BAD_POLICIES[0]).read_text() if BAD_POLICIES[0].suffix == ".policy"
                                            else "policy broken {")

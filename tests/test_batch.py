@@ -12,10 +12,10 @@ from reasoner.cli import EXIT_INPUT, EXIT_USAGE, app
 from reasoner.io.patient import validate
 
 ROWS = [
-    {"id": "a", "service": "implant", "indication": "nonmalignant_pain", "line_of_business": "commercial",
-     "age": 40, "trial_pain_relief": 55, "analgesic_classes_failed": ["nsaid", "opioid"]},
-    {"id": "b", "service": "trial", "indication": "spasticity", "line_of_business": "medicaid"},
-    {"id": "c", "service": "implant", "indication": "cancer_pain", "line_of_business": "commercial", "age": 70},
+    {"id": "a", "service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial",
+     "age": 40, "pain_trial_relief": 55, "medications": {"nsaid": {"outcome": "failed"}}},
+    {"id": "b", "service": "trial", "indications": ["spasticity"], "line_of_business": "medicaid"},
+    {"id": "c", "service": "implant", "indications": ["cancer_pain"], "line_of_business": "commercial", "age": 70},
 ]
 
 
@@ -36,11 +36,11 @@ def test_jsonl_decisions_match_check(tmp_path, reasoner, loaded):
 
 
 def test_bad_rows_are_reported_by_line_and_skipped(tmp_path):
-    bad = dict(ROWS[0], trial_pain_relief=150)
+    bad = dict(ROWS[0], pain_trial_relief=150)
     path = _jsonl(tmp_path, [ROWS[0], bad, ROWS[1]], ["{not json\n"])
     result = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 0
-    assert f"{path}:2: field 'trial_pain_relief'" in result.output
+    assert f"{path}:2: field 'pain_trial_relief'" in result.output
     assert f"{path}:4:" in result.output and "invalid JSON" in result.output
     assert "4 row(s) read, 2 decided, 2 skipped as invalid" in result.output
     assert [json.loads(x)["row"] for x in (tmp_path / "o.jsonl").read_text().splitlines()] == [1, 3]
@@ -56,8 +56,8 @@ def test_reject_mode_stops_and_leaves_no_output(tmp_path):
 
 def test_csv_in_parquet_out_with_small_chunks(tmp_path):
     csv = tmp_path / "in.csv"
-    csv.write_text("id,service,indication,line_of_business,age,analgesic_classes_failed\n"
-                   + "".join(f"p{i},implant,nonmalignant_pain,commercial,{30 + i},nsaid;opioid\n" for i in range(7)))
+    csv.write_text("id,service,indications,line_of_business,age,medications.nsaid.outcome,diagnoses\n"
+                   + "".join(f"p{i},implant,nonmalignant_pain,commercial,{30 + i},failed,M96.1;G90.51\n" for i in range(7)))
     out = tmp_path / "o.parquet"
     result = CliRunner().invoke(app, ["batch", str(csv), "--out", str(out), "--chunk", "3", "--payer", "uhc"])
     assert result.exit_code == 0, result.output
@@ -69,7 +69,7 @@ def test_csv_in_parquet_out_with_small_chunks(tmp_path):
 
 def test_parquet_input(tmp_path):
     path = tmp_path / "in.parquet"
-    pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "analgesic_classes_failed"} for r in ROWS]), path)
+    pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "medications"} for r in ROWS]), path)
     result = CliRunner().invoke(app, ["batch", str(path), "--format", "csv", "--out", str(tmp_path / "o.csv")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "o.csv").read_text().count("\n") == 4

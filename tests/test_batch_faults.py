@@ -18,7 +18,7 @@ import pytest
 from reasoner.cli import EXIT_INPUT, EXIT_OUTPUT, EXIT_USAGE
 
 CLI = [sys.executable, "-m", "reasoner.cli"]
-ROW = {"service": "implant", "indication": "nonmalignant_pain", "line_of_business": "commercial", "age": 50}
+ROW = {"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "age": 50}
 
 
 def _rows(path: Path, n: int, prefix: str = "p") -> Path:

@@ -1,7 +1,8 @@
 """Golden cases: patient scenarios with the decision each payer must reach, and the deciding rule.
 
 A case file (tests/cases/<payer>/*.yaml) has a `base` patient and `scenarios`, each of which may
-`set` and `unset` facts and lists, per payer, the expected decision, sub-kind, rule, prior auth.
+`set` and `unset` facts (a record's field by its dotted name, e.g. medications.nsaid.outcome) and
+lists, per payer, the expected decision, sub-kind, rule, prior auth.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 import yaml
 
 from reasoner.io.patient import validate
+
+from conftest import scenario_data
 
 CASES = Path(__file__).resolve().parent / "cases"
 FIELDS = {"decision": "kind", "subkind": "subkind", "rule": "rule", "prior_auth": "prior_auth"}
@@ -25,8 +28,7 @@ def _scenarios():
 
 @pytest.mark.parametrize("base, scenario", list(_scenarios()))
 def test_golden_case(reasoner, loaded, base, scenario):
-    data = {k: v for k, v in {**base, **scenario.get("set", {})}.items() if k not in scenario.get("unset", [])}
-    patient = validate(data, loaded.vocab, scenario["name"])
+    patient = validate(scenario_data(base, scenario, loaded.vocab), loaded.vocab, scenario["name"])
     expect = scenario["expect"]
     got = {d.policy: d for d in reasoner.decide(patient, list(expect))}
     for payer, wanted in expect.items():

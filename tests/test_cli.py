@@ -3,7 +3,7 @@ import json
 
 from typer.testing import CliRunner
 
-from reasoner.cli import EXIT_INPUT, EXIT_LINT, EXIT_OK, app
+from reasoner.cli import EXIT_INPUT, EXIT_LINT, EXIT_OK, EXIT_USAGE, app
 
 runner = CliRunner()
 EXAMPLE = "examples/nonmalignant_implant.yaml"
@@ -27,13 +27,13 @@ def test_check_json(at_root):
         "policy": "geisinger", "payer": "Geisinger Health Plan", "document": "MP293", "decision": "covered",
         "subkind": None, "detail": None, "prior_auth": "required", "rule": "nonmalignant_implant",
         "rule_label": "Permanent pump for chronic non-malignant pain",
-        "citation": {"document": "MP293", "section": "Non-malignant pain, Indications 1-7"},
+        "citation": {"document": "MP293", "section": "Non-malignant pain, Indications 1-7"}, "assumptions": [],
     }
 
 
-def test_unknown_payer_is_an_input_error(at_root):
+def test_unknown_payer_is_a_usage_error(at_root):
     result = runner.invoke(app, ["check", EXAMPLE, "--payer", "geisenger"])
-    assert result.exit_code == EXIT_INPUT
+    assert result.exit_code == EXIT_USAGE
     assert "Did you mean 'geisinger'?" in result.output
 
 
@@ -57,7 +57,7 @@ def test_lint_reports_file_line_column(at_root, tmp_path):
     assert result.exit_code == EXIT_LINT
     (problem,) = json.loads(result.output)["problems"]
     assert problem["where"] == f"{bad}:2:26"
-    assert "unknown concept 'trial_relief'. Did you mean 'trial_pain_relief'?" == problem["message"]
+    assert "unknown concept 'trial_relief'. Did you mean 'pain_trial_relief'?" == problem["message"]
 
 
 def test_policies_lists_documents(at_root):

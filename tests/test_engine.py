@@ -27,38 +27,58 @@ def test_example_is_covered(reasoner, base):
 
 @pytest.mark.parametrize("relief, kind", [(49.9999999, "denied"), (49, "denied"), (50, "covered"), (50.0000001, "covered")])
 def test_at_least_50_percent_is_not_strict_and_not_rounded(reasoner, base, relief, kind):
-    assert decide(reasoner, base, trial_pain_relief=relief)[0] == kind
+    assert decide(reasoner, base, pain_trial_relief=relief)[0] == kind
+
+
+PAIN_CLASSES = ("nsaid", "short_acting_opioid", "non_opioid_analgesic", "antiepileptic", "antidepressant", "aspirin",
+                "muscle_relaxant", "steroid")
+
+
+def _medications(outcomes: dict) -> dict:
+    """Facts with the pain medication records replaced by `outcomes` (class -> outcome)."""
+    return {f"medications.{c}.outcome": o for c, o in outcomes.items()}
+
+
+def without_medications(patient):
+    return dataclasses.replace(patient, facts={k: v for k, v in patient.facts.items() if not k.startswith("medications.")})
 
 
 @pytest.mark.parametrize("classes, kind", [
-    ((), "denied"), (("nsaid",), "denied"), (("nsaid", "opioid"), "denied"),
-    (("nsaid", "opioid", "steroid"), "covered"), (("nsaid", "opioid", "steroid", "aspirin"), "covered"),
+    ((), "denied"), (("nsaid",), "denied"), (("nsaid", "short_acting_opioid"), "denied"),
+    (("nsaid", "short_acting_opioid", "steroid"), "covered"), (("nsaid", "short_acting_opioid", "steroid", "aspirin"), "covered"),
 ])
 def test_count_of_failed_drug_classes(reasoner, base, classes, kind):
-    assert decide(reasoner, base, analgesic_classes_failed=classes)[0] == kind
+    assert decide(reasoner, without_medications(base), **_medications({c: "failed" for c in classes}))[0] == kind
 
 
-def test_contraindication_to_every_class_replaces_the_count(reasoner, loaded, base):
-    every = tuple(loaded.vocab.domains["analgesic_class"])
-    assert decide(reasoner, base, analgesic_classes_failed=(), analgesic_classes_contraindicated=every)[0] == "covered"
-    assert decide(reasoner, base, analgesic_classes_failed=(), analgesic_classes_contraindicated=every[:-1])[0] == "denied"
+def test_short_and_long_acting_opioids_are_one_class(reasoner, base):
+    two = _medications({"nsaid": "failed", "short_acting_opioid": "failed", "long_acting_opioid": "failed"})
+    assert decide(reasoner, without_medications(base), **two)[0] == "denied"
+
+
+def test_contraindication_to_every_class_replaces_the_count(reasoner, base):
+    every = _medications({c: "contraindicated" for c in PAIN_CLASSES})
+    assert decide(reasoner, without_medications(base), **every)[0] == "covered"
+    del every["medications.steroid.outcome"]
+    assert decide(reasoner, without_medications(base), **every)[0] == "denied"
 
 
 def test_unless_exception_and_rule_order(reasoner, base):
-    assert decide(reasoner, base, opioid_addiction=True) == ("denied", "contraindicated")
-    assert decide(reasoner, base, line_of_business="medicaid", opioid_addiction=True) == ("review", "medicaid_case_by_case")
+    addicted = {"substance_use_disorders.opioid.status": "active"}
+    assert decide(reasoner, base, **addicted) == ("denied", "contraindicated")
+    assert decide(reasoner, base, line_of_business="medicaid", **addicted) == ("review", "medicaid_case_by_case")
     assert decide(reasoner, base, line_of_business="medicare") == ("review", "medicare_ncd")
 
 
 def test_absent_fact_is_not_documented(reasoner, base):
     facts = dict(base.facts)
-    del facts["pt_chiro_same_body_area"]
+    del facts["pt_same_body_area"]
     assert decide(reasoner, dataclasses.replace(base, facts=facts))[0] == "denied"
 
 
 def test_no_leak_between_patients(reasoner, loaded, base):
     """Deciding a patient leaves nothing behind: a near-empty patient stays uncovered afterwards."""
-    sparse = validate({"service": "implant", "indication": "nonmalignant_pain", "line_of_business": "commercial"}, loaded.vocab)
+    sparse = validate({"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"}, loaded.vocab)
     before = reasoner.decide(sparse, ["geisinger"])
     assert decide(reasoner, base)[0] == "covered"
     assert reasoner.decide(sparse, ["geisinger"]) == before
@@ -66,16 +86,17 @@ def test_no_leak_between_patients(reasoner, loaded, base):
 
 
 def test_no_rule_applies_gives_not_addressed(reasoner, loaded):
-    refill = validate({"service": "refill", "indication": "nonmalignant_pain", "line_of_business": "commercial"}, loaded.vocab)
+    refill = validate({"service": "refill", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"}, loaded.vocab)
     (d,) = reasoner.decide(refill, ["geisinger"])
     assert d.kind == "not_addressed" and d.rule is None
 
 
 def test_two_engines_in_one_thread_do_not_mix(loaded, base, tmp_path):
     """A second program loaded in the same thread must not change the first one's answers."""
-    (tmp_path / "vocabulary.vocab").write_text((ROOT / "policies/vocabulary.vocab").read_text())
-    strict = (ROOT / "policies/geisinger.policy").read_text().replace("trial_pain_relief >= 50 %            \"pain reduced",
-                                                                       "trial_pain_relief > 50 %            \"pain reduced")
+    for vocab in (ROOT / "policies").glob("*.vocab"):
+        (tmp_path / vocab.name).write_text(vocab.read_text())
+    strict = (ROOT / "policies/geisinger.policy").read_text().replace("pain_trial_relief >= 50 %                    \"pain reduced",
+                                                                       "pain_trial_relief > 50 %                    \"pain reduced")
     assert strict != (ROOT / "policies/geisinger.policy").read_text()
     (tmp_path / "geisinger.policy").write_text(strict)
     other = Reasoner(load(tmp_path))

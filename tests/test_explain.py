@@ -9,12 +9,12 @@ import yaml
 from typer.testing import CliRunner
 
 from reasoner.present import render
-from reasoner.cli import EXIT_INPUT, app
+from reasoner.cli import EXIT_USAGE, app
 from reasoner.results.explain import NOT_DOCUMENTED, OTHERWISE, why, why_json, why_not, why_not_json
-from reasoner.io.patient import load_patient, validate
+from reasoner.io.patient import flatten, load_patient, validate
 from reasoner.results.repair import repairs
 
-from conftest import ROOT
+from conftest import ROOT, scenario_data
 
 EXAMPLE = ROOT / "examples/nonmalignant_implant.yaml"
 
@@ -43,10 +43,11 @@ def _find(steps, label):
 def test_why_cites_the_deciding_rule_down_to_facts(reasoner, implant):
     w = why(reasoner, implant, "geisinger")
     assert w.decision.kind == "covered" and w.rule.rule == "nonmalignant_implant"
-    assert [t.rule for t in w.earlier] == ["outside_lines", "medicare_elastomeric", "elastomeric", "medicare_ncd"]
+    assert [t.rule for t in w.earlier] == ["medicare_elastomeric", "elastomeric", "other_route", "medicare_ncd",
+                                           "anesthesia_trial"]
     count = _find(w.rule.steps, "at least three of the listed classes tried and failed")
-    assert count.members == ("antidepressant", "antiepileptic", "nsaid", "opioid")
-    relief = next(leaf for s in w.rule.steps for leaf in s.leaves() if leaf.facts and leaf.facts[0].concept == "trial_pain_relief")
+    assert count.holds and [c.label for c in count.children] == ["NSAIDs", "opiates", "anti-epileptic drugs for chronic pain"]
+    relief = next(leaf for s in w.rule.steps for leaf in s.leaves() if leaf.facts and leaf.facts[0].concept == "pain_trial_relief")
     assert relief.holds and relief.facts[0].value == 50 and relief.cite.document == "MP293"
 
 
@@ -54,18 +55,20 @@ def test_why_shows_absent_exceptions(reasoner, implant):
     w = why(reasoner, implant, "geisinger")
     exception = w.rule.steps[-1]
     assert exception.holds is False and exception.status == "fails"  # `unless contraindication`: not met
-    assert {leaf.status for leaf in exception.leaves()} == {NOT_DOCUMENTED}
+    statuses = {leaf.facts[0].concept: leaf.status for leaf in exception.leaves()}
+    assert statuses == {"spinal_stenosis_obstruction": NOT_DOCUMENTED, "substance_use_disorders.opioid.status": NOT_DOCUMENTED,
+                        "active_infection": NOT_DOCUMENTED, "diagnoses": OTHERWISE}
 
 
 def test_why_not_marks_documented_otherwise_and_not_documented(reasoner, loaded, implant):
-    patient = _changed(implant, loaded, trial_pain_relief=49, pain_severe_intractable=None)
+    patient = _changed(implant, loaded, pain_trial_relief=49, pain_severity=None)
     w = why_not(reasoner, patient, "geisinger")
     assert w.decision.kind == "denied"
     best = w.paths[0]
     assert best.rule == "nonmalignant_implant" and best.in_scope
     leaves = {leaf.facts[0].concept: leaf for s in best.trace.steps for leaf in s.leaves() if leaf.facts}
-    assert leaves["trial_pain_relief"].status == OTHERWISE and leaves["trial_pain_relief"].facts[0].value == 49
-    assert leaves["pain_severe_intractable"].status == NOT_DOCUMENTED
+    assert leaves["pain_trial_relief"].status == OTHERWISE and leaves["pain_trial_relief"].facts[0].value == 49
+    assert leaves["pain_severity"].status == NOT_DOCUMENTED
     assert [p.rule for p in w.paths if not p.in_scope][-1]  # the other covered rules follow, out of scope
 
 
@@ -95,7 +98,7 @@ def test_repair_never_changes_the_request(reasoner, loaded, implant):
 
 def test_repair_respects_strict_bounds(reasoner, loaded):
     doc = yaml.safe_load((ROOT / "tests/cases/uhc/nonmalignant.yaml").read_text())
-    patient = validate({**doc["base"], "age": 18}, loaded.vocab, "age 18")
+    patient = validate({**flatten(doc["base"], loaded.vocab), "age": 18}, loaded.vocab, "age 18")
     (fix,) = repairs(reasoner, patient, "uhc", limit=1)
     assert [(c.concept, c.after) for c in fix.changes] == [("age", 19)]
 
@@ -104,13 +107,12 @@ def _golden():
     for path in sorted((ROOT / "tests/cases").rglob("*.yaml")):
         doc = yaml.safe_load(path.read_text())
         for i, sc in enumerate(doc["scenarios"][:4]):
-            data = {k: v for k, v in {**doc["base"], **sc.get("set", {})}.items() if k not in sc.get("unset", [])}
-            yield pytest.param(data, list(sc["expect"]), id=f"{path.parent.name}/{path.stem}/{i}")
+            yield pytest.param(doc["base"], sc, id=f"{path.parent.name}/{path.stem}/{i}")
 
 
-@pytest.mark.parametrize("data, payers", list(_golden()))
-def test_golden_cases_explain_as_json_and_trees(reasoner, loaded, data, payers):
-    patient = validate(data, loaded.vocab, "golden")
+@pytest.mark.parametrize("base, scenario", list(_golden()))
+def test_golden_cases_explain_as_json_and_trees(reasoner, loaded, base, scenario):
+    patient, payers = validate(scenario_data(base, scenario, loaded.vocab), loaded.vocab, "golden"), list(scenario["expect"])
     for payer in payers:
         w, wn = why(reasoner, patient, payer), why_not(reasoner, patient, payer)
         fixes = repairs(reasoner, patient, payer, limit=2)
@@ -138,13 +140,13 @@ def test_cli_why_and_why_not_on_examples(example, at_root):
 
 def test_cli_why_not_json_lists_verified_repairs(at_root, tmp_path):
     patient = yaml.safe_load(EXAMPLE.read_text())
-    patient["trial_pain_relief"] = 49
+    patient["pain_trial_relief"] = 49
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(patient))
     result = CliRunner().invoke(app, ["why-not", str(path), "--payer", "geisinger", "--json"])
     doc = json.loads(result.output)
-    assert doc["repairs"][0]["changes"] == [{"concept": "trial_pain_relief", "from": 49, "to": 50,
-                                             "needed": "trial_pain_relief ≥ 50 %"}]
+    assert doc["repairs"][0]["changes"] == [{"concept": "pain_trial_relief", "from": 49, "to": 50,
+                                             "needed": "pain_trial_relief ≥ 50 %"}]
 
 
 @pytest.mark.parametrize("args, where", [
@@ -154,7 +156,7 @@ def test_cli_why_not_json_lists_verified_repairs(at_root, tmp_path):
 ])
 def test_cli_explain_bad_options(args, where, at_root):
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == EXIT_INPUT and where in result.output and "Traceback" not in result.output
+    assert result.exit_code == EXIT_USAGE and where in result.output and "Traceback" not in result.output
 
 
 def test_cli_why_service_override(at_root):

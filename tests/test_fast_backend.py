@@ -13,7 +13,7 @@ from reasoner.io.patient import validate
 from reasoner.engines.sql import compile_query, layout
 from reasoner.search.strategies import patients
 
-from conftest import ROOT
+from conftest import ROOT, scenario_data
 
 LOADED = load(ROOT / "policies")
 
@@ -50,17 +50,16 @@ def test_fast_backend_equals_pydatalog_on_golden_cases_and_examples(reasoner, fa
     for path in sorted((ROOT / "tests/cases").rglob("*.yaml")):
         doc = yaml.safe_load(path.read_text())
         for sc in doc["scenarios"]:
-            data = {k: v for k, v in {**doc["base"], **sc.get("set", {})}.items() if k not in sc.get("unset", [])}
-            facts_list.append(validate(data, LOADED.vocab, sc["name"]).facts)
+            facts_list.append(validate(scenario_data(doc["base"], sc, LOADED.vocab), LOADED.vocab, sc["name"]).facts)
     assert len(facts_list) > 50
     _assert_same(reasoner, fast, facts_list)
 
 
 def test_fast_backend_boundaries_are_exact(reasoner, fast):
     """Floats at a threshold: 49.9999999 is below 50 in both backends (no rounding)."""
-    base = {"service": "implant", "indication": "nonmalignant_pain", "line_of_business": "commercial"}
+    base = {"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"}
     values = [49.9999999, 50, 50.0000001, 17.9999, 18, 18.0001]
-    facts_list = [validate({**base, "trial_pain_relief": v, "age": v if v < 20 else 40}, LOADED.vocab).facts
+    facts_list = [validate({**base, "pain_trial_relief": v, "age": int(v) if v < 20 else 40}, LOADED.vocab).facts
                   for v in values]
     _assert_same(reasoner, fast, facts_list)
 
@@ -78,8 +77,8 @@ def test_generated_sql_is_portable_and_has_no_patient_text():
 
 
 def test_payload_values_are_data(fast):
-    weird = {"service": "implant", "indication": "nonmalignant_pain", "line_of_business": "commercial",
-             "procedure_codes": ["A4305", "X0000"]}
+    weird = {"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial",
+             "procedure_codes": ["A4305", "J2270"]}
     facts = validate(weird, LOADED.vocab).facts
     (outcome,) = fast.decide([facts])
     assert outcome["geisinger"].rule is not None

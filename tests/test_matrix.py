@@ -8,30 +8,46 @@ from reasoner.cli import EXIT_OK, app
 from reasoner.results.matrix import OUTCOMES, matrix
 
 
-def test_every_leaf_of_every_rule_appears(loaded):
+def _criteria(node: ir.Node):
+    """The criteria a reader sees: leaves, and constructs shown whole (table lookups, ==)."""
+    if node.macro or isinstance(node.test, ir.LEAVES):
+        yield node
+        return
+    for child in ir.children(node):
+        yield from _criteria(child)
+
+
+def test_every_criterion_of_every_rule_appears(loaded):
     columns = {c.policy: c for c in matrix(loaded.program, None, None)}
     for policy in loaded.program.policies:
         assert columns[policy.id].rules == policy.rules  # every rule, in decision order
-        shown = {(q.rule, q.cite) for q in columns[policy.id].requirements}
+        shown = {(q.rule, q.concept) for q in columns[policy.id].requirements}
+        guards = {(q.rule, q.concept) for q in columns[policy.id].requirements}
         for rule in policy.rules:
             for root in rule.conditions + rule.exceptions:
-                for node in ir.walk(root):
-                    if isinstance(node.test, ir.LEAVES):
-                        assert (rule.name, node.cite) in shown, (policy.id, rule.name, node.label)
+                for node in _criteria(root):
+                    concept = next(n.test.concept for n in ir.walk(node) if isinstance(n.test, ir.LEAVES))
+                    assert (rule.name, concept) in shown | guards, (policy.id, rule.name, node.label)
+
+
+def test_table_lookups_show_as_one_criterion(loaded):
+    (col,) = [c for c in matrix(loaded.program, "implant", "nonmalignant_pain") if c.policy == "cam70141"]
+    texts = [q.text for q in col.requirements if q.rule == "pain_implant" and q.concept == "planned_drugs"]
+    assert texts == ["listed in fda_label with route = planned_route, indication = indications"]
 
 
 def test_cells_carry_thresholds_and_modes(loaded):
     (col,) = [c for c in matrix(loaded.program, "implant", "cancer_pain") if c.policy == "geisinger"]
     reqs = {(q.concept, q.text, q.mode) for q in col.requirements}
     assert ("life_expectancy", "> 3 months", "required") in reqs
-    assert ("trial_pain_relief", "≥ 50 %", "required") in reqs
+    assert ("pain_trial_relief", "≥ 50 %", "required") in reqs
     assert ("implant_contraindicated", "yes", "absent") in reqs
-    assert [r.name for r in col.rules] == ["outside_lines", "medicare_ncd", "malignant_implant",
+    assert [r.name for r in col.rules] == ["other_route", "medicare_ncd", "malignant_implant",
                                            "medicaid_case_by_case", "pump_criteria_not_met"]
     (col,) = [c for c in matrix(loaded.program, "implant", "nonmalignant_pain") if c.policy == "geisinger"]
     contraindications = {q.concept: q.grants for q in col.requirements if q.rule == "contraindicated"}
     assert contraindications == dict.fromkeys(
-        ["spinal_stenosis_obstruction", "opioid_addiction", "active_infection", "pain_primarily_psychogenic"], False)
+        ["spinal_stenosis_obstruction", "substance_use_disorders.opioid.status", "active_infection", "diagnoses"], False)
 
 
 def test_denials_show_what_triggers_them(loaded):
@@ -42,8 +58,8 @@ def test_denials_show_what_triggers_them(loaded):
 
 def test_filters_select_rules_by_scope(loaded):
     (col,) = [c for c in matrix(loaded.program, "elastomeric_pump", None) if c.policy == "geisinger"]
-    assert [r.name for r in col.rules] == ["outside_lines", "medicare_elastomeric", "elastomeric",
-                                           "medicaid_case_by_case", "elastomeric_not_met"]
+    assert [r.name for r in col.rules] == ["medicare_elastomeric", "elastomeric", "medicaid_case_by_case",
+                                           "elastomeric_not_met"]
 
 
 def test_matrix_cli_json(at_root):
@@ -52,10 +68,10 @@ def test_matrix_cli_json(at_root):
     data = json.loads(result.output)
     assert data["schema"] == "reasoner.matrix/1"
     (g,) = [p for p in data["payers"] if p["policy"] == "geisinger"]
-    assert any(q["concept"] == "antispasmodics_failed" and q["requirement"].startswith("at least 3 of") for q in g["requirements"])
+    assert any(q["concept"] == "medications.tizanidine.outcome" and q["mode"] == "option" for q in g["requirements"])
 
 
 def test_matrix_cli_table(at_root):
     result = CliRunner().invoke(app, ["matrix", "--service", "implant", "--indication", "nonmalignant_pain"], env={"COLUMNS": "200"})
     assert result.exit_code == EXIT_OK
-    assert "trial_pain_relief" in result.output and "≥ 50 %" in result.output
+    assert "pain_trial_relief" in result.output and "≥ 50 %" in result.output

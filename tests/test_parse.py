@@ -28,6 +28,9 @@ def test_expression_forms():
     b
     c in {x, y}
     q in codes_name
+    r.k.f == s.k.g
+    t is false
+    u < 2019-04-01
     e has all {x, y}
     count f in {x, y, z} > 1
     g documented
@@ -39,11 +42,13 @@ def test_expression_forms():
     tree = parse_text(text, "x.policy")
     block = tree.defines[0].expr
     kinds = [type(i.expr) for i in block.items]
-    assert kinds == [s.Compare, s.NameRef, s.Member, s.InCodes, s.HasAll, s.Count, s.Documented, s.Not, s.Block, s.Block]
+    assert kinds == [s.Compare, s.NameRef, s.Member, s.InNamed, s.Same, s.IsFalse, s.CompareDate, s.HasAll, s.Count,
+                     s.Documented, s.Not, s.Block, s.Block]
     first = block.items[0]
     assert (first.expr.op, first.expr.value, first.expr.unit, first.label, first.cite) == (">=", Decimal(50), "%", "half", "s2")
-    assert block.items[5].expr.op == ">" and block.items[5].expr.n == 1
-    assert block.items[8].expr.op == "at_least" and block.items[8].expr.n == 2
+    assert block.items[8].expr.op == ">" and block.items[8].expr.n == 1
+    assert block.items[11].expr.op == "at_least" and block.items[11].expr.n == 2
+    assert (block.items[4].expr.left, block.items[4].expr.right) == ("r.k.f", "s.k.g")
     assert first.span.line == 4 and first.span.column == 5
 
 

@@ -41,19 +41,20 @@ def test_payloads_in_labels_citations_and_details_stay_text(tmp_path):
     (tmp_path / "evil.policy").write_text(f'''
 policy evil {{ payer "{quoted}" document "{quoted}" "{quoted}" version "{quoted}" lines commercial cite "{quoted}" }}
 rule r "{quoted}" cite "{quoted}" {{
-  if opioid_addiction "{quoted}" cite "{quoted}"
+  if active_infection "{quoted}" cite "{quoted}"
   decide review external "{quoted}"
 }}
 ''')
     reasoner = Reasoner(load(tmp_path))
-    patient = validate({"opioid_addiction": True, "id": PAYLOAD, "description": PAYLOAD}, reasoner.loaded.vocab)
+    patient = validate({"active_infection": True, "id": PAYLOAD, "description": PAYLOAD, "service": "implant",
+                        "indications": ["nonmalignant_pain"], "line_of_business": "commercial"}, reasoner.loaded.vocab)
     (d,) = reasoner.decide(patient)
     assert d.kind == "review" and d.detail == quoted and d.rule_label == quoted
 
 
 @pytest.mark.parametrize("field, value", [
-    ("service", PAYLOAD), ("pain_diagnoses", [PAYLOAD]), ("procedure_codes", [PAYLOAD]),
-    ("age", PAYLOAD), ("opioid_addiction", PAYLOAD), (PAYLOAD, 1), ("request_date", PAYLOAD),
+    ("service", PAYLOAD), ("diagnoses", [PAYLOAD]), ("procedure_codes", [PAYLOAD]),
+    ("age", PAYLOAD), ("active_infection", PAYLOAD), (PAYLOAD, 1), ("request_date", PAYLOAD),
 ])
 def test_payloads_in_patient_values_are_rejected(loaded, field, value):
     with pytest.raises(InputError):
@@ -70,5 +71,5 @@ def test_payloads_in_names_do_not_parse(tmp_path, name):
 
 
 def test_decisions_use_no_text_interface(reasoner, loaded):
-    patient = validate({"service": "implant", "indication": "spasticity", "line_of_business": "commercial"}, loaded.vocab)
+    patient = validate({"service": "implant", "indications": ["spasticity"], "line_of_business": "commercial"}, loaded.vocab)
     assert reasoner.decide(patient, ["geisinger"])[0].kind == "denied"

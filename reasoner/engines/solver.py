@@ -26,6 +26,7 @@ import z3
 
 from reasoner.language import ir
 from reasoner.engines.sql import _members
+from reasoner.language.check import REQUEST_KINDS
 from reasoner.language.vocab import Concept, Vocabulary
 
 OTHER_CODE = "00000"  # stands for "some code no policy lists"
@@ -78,8 +79,9 @@ class Encoding:
             self.var[name] = z3.Int(f"c{i}")
 
     def domain(self) -> list[z3.BoolRef]:
-        """The finite abstraction: enum indexes in range, numbers on their representatives."""
-        out = []
+        """The finite abstraction: enum indexes in range, numbers on their representatives, and the
+        request (service, indications, line of business) documented, as every patient file must."""
+        out = [self.doc[name] for name in REQUEST_KINDS if name in self.doc]
         for name, c in self.vocab.concepts.items():
             if c.kind == "enum":
                 out.append(z3.And(self.var[name] >= 0, self.var[name] < len(self.vocab.values_of(name))))
@@ -139,7 +141,9 @@ class Encoding:
         return out
 
     def fix(self, concept: str, value: str) -> z3.BoolRef:
-        """The request concept `concept` is documented as `value`."""
+        """The request concept `concept` is documented as `value` (a set concept: as exactly {value})."""
+        if concept in self.flags:
+            return z3.And(*[flag if m == value else z3.Not(flag) for m, flag in self.flags[concept].items()])
         return z3.And(self.doc[concept], self.var[concept] == self.vocab.values_of(concept).index(value))
 
     def assignment(self, facts: dict) -> list[z3.BoolRef]:

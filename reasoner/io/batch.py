@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from reasoner.engines.duck import FastBackend
 from reasoner.errors import InputError, PatientError, Problem
 from reasoner.language.load import Loaded
-from reasoner.io.patient import _json_object, validate
+from reasoner.io.patient import json_object as _json_object, validate
 
 FORMATS = ("jsonl", "csv", "parquet")
 CHUNK = 50_000

@@ -1,26 +1,41 @@
 """Patient files (YAML or JSON) checked against the vocabulary.
 
-A pydantic model is generated from the vocabulary, so the vocabulary stays the single place where
-a concept's kind, range and values are declared. Every problem names the file, the field, the
-value found and what was expected. A patient with any problem is refused whole.
+A pydantic model is generated from the vocabulary, so the vocabulary stays the single place where a
+concept's kind, range and values are declared. Records are written nested
+(`medications: {baclofen: {outcome: failed}}`) and become flat facts (`medications.baclofen.outcome`).
+Every problem names the file, the field, a short quote of the value found and what was expected; a
+patient with any problem is refused whole.
+
+Files are read defensively: a size limit, regular files only (no FIFOs or devices), YAML 1.2 with no
+aliases (an alias can expand a small file into gigabytes), numbers written in plain decimal with at
+most 15 significant digits (what every backend compares exactly), no field given twice, and nesting
+limited. These limits are far beyond any real patient record.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, create_model
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent, SequenceStartEvent
 
 from reasoner.errors import PatientError, Problem, did_you_mean
-from reasoner.language.vocab import Concept, Vocabulary
+from reasoner.language.check import REQUEST_KINDS
+from reasoner.language.vocab import CODE_SYSTEMS, CPT_HCPCS, SIGNIFICANT, Concept, Vocabulary, exact_problem
 
 RESERVED = {"id": "a short name for the patient", "description": "free text about the scenario"}
-_CODE = r"^[A-Z0-9][A-Z0-9.]{1,9}$"
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 20
+MAX_PROBLEMS = 20
+REQUEST = tuple(REQUEST_KINDS)
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,43 @@ class Patient:
     description: str
     facts: dict  # concept -> validated value (bool, int/float, str, tuple of str, date)
     source: str
+    provenance: dict | None = None  # concept -> where the fact was read (e.g. "Observation/trial-1")
+
+
+# ---------------------------------------------------------------- messages
+def short(value, limit: int = 60) -> str:
+    """repr of a value cut to `limit` characters: error messages quote what was found, never a
+    whole (possibly enormous) document.
+
+    >>> short("x" * 100)[-5:]
+    'xxxx…'
+    """
+    if isinstance(value, dict):
+        return f"a mapping of {len(value)} field(s)"
+    if isinstance(value, (list, tuple)) and len(repr(value)) > limit:
+        return f"a list of {len(value)} item(s)"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _capped(problems: list[Problem], source: str, total: int | None = None) -> list[Problem]:
+    """At most MAX_PROBLEMS problems and a count of the others (`total`: how many there are in all)."""
+    total = len(problems) if total is None else total
+    if total <= MAX_PROBLEMS:
+        return problems
+    return problems[:MAX_PROBLEMS] + [Problem(source, f"… and {total - MAX_PROBLEMS} more problem(s).")]
+
+
+# ---------------------------------------------------------------- the model
+def _no_numbers(value):
+    """Dates are written as text (YYYY-MM-DD) or YAML dates: a number is never read as a
+    timestamp (0 would silently become 1970-01-01)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("a number is not a date")
+    return value
+
+
+StrictDate = Annotated[dt.date, BeforeValidator(_no_numbers)]
 
 
 def _field_type(c: Concept, vocab: Vocabulary):
@@ -37,9 +89,9 @@ def _field_type(c: Concept, vocab: Vocabulary):
     if c.kind == "number":
         return Annotated[float, Field(ge=float(c.low), le=float(c.high), strict=True, allow_inf_nan=False)]
     if c.kind == "date":
-        return dt.date
-    if c.kind == "codes":
-        return list[Annotated[StrictStr, Field(pattern=_CODE)]]
+        return StrictDate
+    if c.kind == "codes":  # a CPT code written unquoted in YAML or JSON is a number: read it as its digits
+        return list[Union[StrictStr, StrictInt]]
     if vocab.codes[c.domain]:  # names or codes: codes are mapped (by prefix) in _normalise
         return StrictStr if c.kind == "enum" else list[StrictStr]
     values = tuple(vocab.domains[c.domain])
@@ -48,118 +100,200 @@ def _field_type(c: Concept, vocab: Vocabulary):
 
 @lru_cache(maxsize=8)
 def _model(vocab: Vocabulary) -> type[BaseModel]:
-    fields = {name: (Optional[_field_type(c, vocab)], None) for name, c in vocab.concepts.items()}
+    fields = {name: (Optional[_field_type(c, vocab)], None) for name, c in vocab.plain().items()}
+    for name, record in vocab.records.items():
+        entry = create_model(f"{name}_record", __config__=ConfigDict(extra="forbid"),
+                             **{f: (Optional[_field_type(c, vocab)], None) for f, c in record.fields.items()})
+        keys = tuple(vocab.domains[record.key_domain])
+        fields[name] = (Optional[dict[Literal[keys], entry]], None)
     fields["id"] = (Optional[StrictStr], None)
     fields["description"] = (Optional[StrictStr], None)
     return create_model("PatientFacts", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses a key given twice: silently keeping the last would hide a typo."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"the field {key!r} is given twice",
-                                                        key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-    def construct_yaml_timestamp(self, node):
-        try:
-            return super().construct_yaml_timestamp(node)
-        except ValueError as err:  # 2025-02-30 looks like a date to YAML but is none
-            raise yaml.constructor.ConstructorError(None, None, f"{node.value!r} is not a date ({err})",
-                                                    node.start_mark) from None
+# ---------------------------------------------------------------- reading files
+def _read_text(path: Path) -> str:
+    try:
+        if not path.is_file():
+            what = "does not exist" if not path.exists() else "is not a regular file (a folder, device or pipe)"
+            raise PatientError([Problem(str(path), f"cannot read the file: it {what}.")])
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as err:
+        raise PatientError([Problem(str(path), f"cannot read the file: {err.strerror or err}.")]) from None
+    if len(data) > MAX_BYTES:
+        raise PatientError([Problem(str(path), f"the file is larger than {MAX_BYTES // 1_000_000} MB; a patient "
+                                               "file describes one member and is far smaller.")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise PatientError([Problem(f"{path}", f"the file is not UTF-8 text (byte {err.start + 1}).")]) from None
 
 
-_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _StrictLoader.construct_yaml_timestamp)
+def json_object(pairs: list) -> dict:
+    """A JSON object that refuses a key given twice (keeping the last would hide a typo)."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the field {short(key)} is given twice")
+        out[key] = value
+    return out
 
 
-def _json_object(pairs: list) -> dict:
-    keys = [k for k, _ in pairs]
-    twice = sorted({k for k in keys if keys.count(k) > 1})
-    if twice:
-        raise ValueError(f"the field {twice[0]!r} is given twice")
-    return dict(pairs)
+def _json_number(text: str):
+    problem = exact_problem(Decimal(text)) if text.strip("-0.eE+") else None
+    if problem:
+        raise ValueError(f"the number {short(text, 30)} {problem}")
+    return float(text) if any(ch in text for ch in ".eE") else int(text) if len(text) <= 20 else float(text)
+
+
+def read_json(text: str, where: str) -> object:
+    try:
+        return json.loads(text, object_pairs_hook=json_object, parse_float=_json_number, parse_int=_json_number)
+    except json.JSONDecodeError as err:
+        raise PatientError([Problem(f"{where}:{err.lineno}:{err.colno}", f"invalid JSON: {err.msg}.")]) from None
+    except RecursionError:
+        raise PatientError([Problem(where, "invalid JSON: nested too deeply.")]) from None
+    except (ValueError, InvalidOperation) as err:
+        raise PatientError([Problem(where, f"invalid JSON: {str(err)[:200]}.")]) from None
+
+
+_DECIMAL = re.compile(r"^[-+]?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^[-+]?\.[0-9]+$")
+_NUMERIC = re.compile(r"^[-+]?(\.?[0-9]|0[oxb]|\.(inf|nan|Inf|NaN|INF|NAN))")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$")
+
+
+def _yaml_events_problem(text: str, where: str) -> Problem | None:
+    """What makes a YAML text unsafe or ambiguous to read, found from its events (no document is
+    built): an alias, nesting deeper than MAX_DEPTH, or a number not in plain decimal."""
+    depth = 0
+    for event in YAML(typ="safe", pure=True).parse(text):
+        line = f"{where}:{event.start_mark.line + 1}:{event.start_mark.column + 1}"
+        if isinstance(event, AliasEvent):
+            return Problem(line, "aliases (*name) are not allowed in patient files; write the value out.")
+        if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return Problem(line, f"the document is nested more than {MAX_DEPTH} levels deep.")
+        elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, ScalarEvent) and event.style is None and _DATE.match(event.value or ""):
+            try:
+                dt.date.fromisoformat(event.value)
+            except ValueError as err:
+                return Problem(line, f"{short(event.value, 30)} is not a date ({err}); write YYYY-MM-DD.")
+        elif isinstance(event, ScalarEvent) and event.style is None and _NUMERIC.match(event.value or ""):
+            value = event.value
+            if not _DECIMAL.match(value):
+                return Problem(line, f"{short(value, 30)} is not a plain decimal number (hexadecimal, octal, "
+                                     "leading zeros, infinities and times are refused); write e.g. 54 or 1.5, "
+                                     "or quote it if it is text.")
+            problem = exact_problem(Decimal(value)) if value.strip("-+0.eE") else None
+            if problem:
+                return Problem(line, f"the number {short(value, 30)} {problem}.")
+    return None
+
+
+def read_yaml(text: str, where: str) -> object:
+    try:
+        problem = _yaml_events_problem(text, where)
+        if problem:
+            raise PatientError([problem])
+        return YAML(typ="safe", pure=True).load(text)
+    except PatientError:
+        raise
+    except YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        place = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        if "duplicate key" in str(err).lower():
+            what = "a field is given twice"
+        raise PatientError([Problem(place, f"invalid YAML: {str(what)[:200]}.")]) from None
+    except (ValueError, TypeError, RecursionError) as err:  # e.g. a date that does not exist, a list as a key
+        raise PatientError([Problem(where, f"invalid YAML: {str(err)[:200] or type(err).__name__}.")]) from None
 
 
 def _read(path: Path) -> object:
-    """The parsed document; syntax errors carry line and column."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise PatientError([Problem(str(path), f"cannot read the file: {err}")]) from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text, object_pairs_hook=_json_object)
-        except json.JSONDecodeError as err:
-            raise PatientError([Problem(f"{path}:{err.lineno}:{err.colno}", f"invalid JSON: {err.msg}.")]) from None
-        except ValueError as err:
-            raise PatientError([Problem(str(path), f"invalid JSON: {err}.")]) from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds plain data only
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise PatientError([Problem(where, f"invalid YAML: {getattr(err, 'problem', None) or err}.")]) from None
+    text = _read_text(path)
+    return read_json(text, str(path)) if path.suffix.lower() == ".json" else read_yaml(text, str(path))
 
 
+# ---------------------------------------------------------------- checking values
 def _problem(path: str, err: dict, vocab: Vocabulary) -> Problem:
-    loc = err["loc"]
+    loc = [str(x) if not isinstance(x, int) else x for x in err["loc"]]
     name = str(loc[0]) if loc else "?"
+    if name in vocab.records and len(loc) >= 2:
+        record = vocab.records[name]
+        if len(loc) == 2 or loc[2] == "[key]":
+            keys = list(vocab.domains[record.key_domain])
+            return Problem(f"{path}: field '{name}'", f"{short(loc[1])} is not a key of {name}; expected one of: "
+                                                       f"{', '.join(keys)}.{did_you_mean(str(loc[1]), keys)}")
+        if err["type"] == "extra_forbidden":
+            return Problem(f"{path}: field '{name}.{loc[1]}'", f"unknown field {short(loc[2])}; a {name} record has: "
+                                                                f"{', '.join(record.fields)}.")
+        if err["type"] == "dict_type" and len(loc) == 2:
+            return Problem(f"{path}: field '{name}'", f"got {short(err['input'])}; expected a mapping of key: record.")
+        concept = vocab.concepts[record.concept(str(loc[1]), str(loc[2]))] if len(loc) >= 3 else None
+        flat = f"{name}.{loc[1]}" + (f".{loc[2]}" if len(loc) >= 3 else "")
+        expected = concept.expected(vocab) if concept else "a mapping of field: value"
+        return Problem(f"{path}: field '{flat}'", f"got {short(err['input'])}; expected {expected}.")
+    if name in vocab.records:
+        return Problem(f"{path}: field '{name}'", f"got {short(err['input'])}; expected a mapping of key: record, "
+                                                   f"e.g. {name}: {{{next(iter(vocab.domains[vocab.records[name].key_domain]))}: {{...}}}}.")
     if err["type"] == "extra_forbidden":
-        known = list(vocab.concepts) + list(RESERVED)
-        return Problem(f"{path}: field '{name}'", f"unknown concept '{name}'.{did_you_mean(name, known)}")
+        known = list(vocab.plain()) + list(vocab.records) + list(RESERVED)
+        return Problem(f"{path}: field {short(name)}", f"unknown concept {short(name)}.{did_you_mean(name, known)}")
     where = f"{path}: field '{name}'" + (f" item {loc[1] + 1}" if len(loc) > 1 and isinstance(loc[1], int) else "")
     concept = vocab.concepts.get(name)
     expected = concept.expected(vocab) if concept else RESERVED.get(name, "text")
-    return Problem(where, f"got {err['input']!r}; expected {expected}.")
+    return Problem(where, f"got {short(err['input'])}; expected {expected}.")
 
 
 def domain_value(value: str, domain: str, vocab: Vocabulary) -> str | None:
     """The domain value named by `value`, or by the longest declared code that prefixes it.
 
-    ICD-10 is hierarchical, so a declared "G90.5" stands for G90.50 to G90.59.
+    A code must be well formed in the domain's code system first: "G90.5ZZZZ" or "M96.1 " name no
+    ICD-10-CM code, so they match nothing rather than whatever shares their first characters.
     """
     if value in vocab.domains[domain]:
         return value
-    code = value.upper()
-    prefixes = [p for p in vocab.codes[domain] if code.startswith(p.upper())]
-    return vocab.codes[domain][max(prefixes, key=len)] if prefixes else None
+    pattern = CODE_SYSTEMS.get(vocab.systems.get(domain, ""))
+    if pattern is None or not pattern.match(value):
+        return None
+    prefixes = [p for p in vocab.codes[domain] if value.startswith(p)]
+    if prefixes:
+        return vocab.codes[domain][max(prefixes, key=len)]
+    return "other" if "other" in vocab.domains[domain] else None
 
 
 def _normalise(c: Concept, value, vocab: Vocabulary, source: str) -> tuple[object, list[Problem]]:
     """Codes mapped onto domain values, whole numbers as int, lists as sorted tuples."""
+    where = f"{source}: field '{c.name}'"
     if c.kind == "number":
+        if c.whole and not float(value).is_integer():
+            return None, [Problem(where, f"got {short(value)}; expected {c.expected(vocab)}.")]
         return (int(value) if float(value).is_integer() else value), []
     if c.kind == "codes":
-        return tuple(sorted(set(value))), []
+        value = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        bad = [v for v in value if not isinstance(v, str) or not CPT_HCPCS.match(v)]
+        if bad:
+            return None, [Problem(where, f"got {short(bad[0])}; expected {c.expected(vocab)}.")]
+        if len(set(value)) != len(value):
+            return None, [Problem(where, f"got {short(value)}; a code is listed twice.")]
+        return tuple(sorted(value)), []
     if c.kind not in ("enum", "set"):
         return value, []
     items = [value] if c.kind == "enum" else list(value)
+    if c.kind == "set" and len(set(items)) != len(items):
+        return None, [Problem(where, f"got {short(value)}; a value is listed twice.")]
     mapped = [domain_value(v, c.domain, vocab) for v in items]
-    problems = [Problem(f"{source}: field '{c.name}'", f"got {v!r}; expected {c.expected(vocab)} "
-                        f"(or one of their codes: {', '.join(vocab.codes[c.domain])}).")
+    codes = f" (or a well-formed {vocab.systems[c.domain]} code, e.g. {next(iter(vocab.codes[c.domain]))}1)" \
+        if vocab.codes[c.domain] else ""
+    problems = [Problem(where, f"got {short(v)}; expected {c.expected(vocab)}{codes}.")
                 for v, m in zip(items, mapped) if m is None]
-    if c.kind == "set" and len(set(mapped)) != len(mapped) and not problems:
-        problems.append(Problem(f"{source}: field '{c.name}'", f"got {value!r}; a value is listed twice (codes included)."))
-    return (mapped[0] if c.kind == "enum" else tuple(sorted(mapped))), problems
-
-
-def short(value, limit: int = 60) -> str:
-    """repr of a value cut to `limit` characters: error messages quote what was found, never a
-    whole (possibly enormous or alias-expanded) document."""
-    text = repr(value) if not isinstance(value, (list, dict, tuple)) else _shallow(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def _shallow(value) -> str:
-    if isinstance(value, dict):
-        return f"a mapping of {len(value)} field(s)"
-    return f"a list of {len(value)} item(s)"
+    if c.kind == "enum":
+        return mapped[0], problems
+    return tuple(sorted(set(m for m in mapped if m))), problems  # two codes of one value name it once
 
 
 def _encodable(value) -> bool:
@@ -168,42 +302,113 @@ def _encodable(value) -> bool:
             value.encode("utf-8")
         except UnicodeEncodeError:
             return False
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_encodable(v) for v in value[:10_000])
+    elif isinstance(value, (list, tuple)):
+        return all(_encodable(v) for v in value)
+    elif isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
     return True
 
 
-def validate(data: object, vocab: Vocabulary, source: str = "<patient>") -> Patient:
-    """Check one patient mapping; raise PatientError listing every problem."""
+def _unflatten(data: dict, vocab: Vocabulary) -> dict:
+    """Accept a record's fields written flat ("medications.baclofen.outcome": ...), as facts,
+    CSV columns and forms carry them, beside the nested form files use (copies; never mutates)."""
+    if not any("." in k for k in data):
+        return data
+    out: dict = {k: v for k, v in data.items() if "." not in k or vocab.concepts.get(k) is None
+                 or vocab.concepts[k].record is None}
+    for key, value in data.items():
+        c = vocab.concepts.get(key) if "." in key else None
+        if c is None or c.record is None:
+            continue
+        holder = out.get(c.record)
+        holder = dict(holder) if isinstance(holder, dict) else {}
+        entry = holder.get(c.key)
+        entry = dict(entry) if isinstance(entry, dict) else {}
+        entry[c.field] = list(value) if isinstance(value, tuple) else value
+        holder[c.key] = entry
+        out[c.record] = holder
+    return out
+
+
+def flatten(data: dict, vocab: Vocabulary) -> dict:
+    """A patient mapping with its records written flat (the inverse of `nested`)."""
+    out = {}
+    for key, value in data.items():
+        if key in vocab.records and isinstance(value, dict):
+            record = vocab.records[key]
+            for k, entry in value.items():
+                for f, v in (entry or {}).items():
+                    out[record.concept(k, f)] = v
+        else:
+            out[key] = value
+    return out
+
+
+def _flat(parsed: BaseModel, vocab: Vocabulary):
+    """(concept, value) for every documented fact, records flattened."""
+    for name in vocab.plain():
+        value = getattr(parsed, name)
+        if value is not None:
+            yield name, value
+    for name, record in vocab.records.items():
+        for key, entry in (getattr(parsed, name) or {}).items():
+            for field_name in record.fields:
+                value = getattr(entry, field_name)
+                if value is not None:
+                    yield record.concept(key, field_name), value
+
+
+def validate(data: object, vocab: Vocabulary, source: str = "<patient>", require_request: bool = True,
+             provenance: dict | None = None) -> Patient:
+    """Check one patient mapping; raise PatientError listing every problem.
+
+    A file is a request: unless `require_request` is False (a partial record, e.g. while a form is
+    being filled), its service, indications and line of business must be documented, since every
+    payer's decision depends on them."""
     if not isinstance(data, dict):
         got = "nothing" if data is None else type(data).__name__
         raise PatientError([Problem(source, f"a patient file must be a mapping of concept: value, not {got}.")])
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
         raise PatientError([Problem(source, f"field names must be text, got {short(bad_keys[0])}.")])
+    data = _unflatten(data, vocab)
     broken = [k for k, v in data.items() if not _encodable(k) or not _encodable(v)]
     if broken:
-        raise PatientError([Problem(f"{source}: field {short(k)}", "holds text that is not valid Unicode "
-                                    "(bytes that are not UTF-8, or a lone surrogate).") for k in broken])
+        raise PatientError(_capped([Problem(f"{source}: field {short(k)}", "holds text that is not valid Unicode "
+                                            "(bytes that are not UTF-8, or a lone surrogate).") for k in broken], source))
     try:
         parsed = _model(vocab).model_validate(data)
     except ValidationError as err:
-        raise PatientError([_problem(source, e, vocab) for e in err.errors()]) from None
+        errors = err.errors()
+        raise PatientError(_capped([_problem(source, e, vocab) for e in errors[:MAX_PROBLEMS]], source, len(errors))) from None
     problems: list[Problem] = []
     facts = {}
-    for name, c in vocab.concepts.items():
-        value = getattr(parsed, name)
-        if value is None:
-            continue
-        if isinstance(value, list) and len(set(value)) != len(value):
-            problems.append(Problem(f"{source}: field '{name}'", f"got {value!r}; a value is listed twice."))
-            continue
-        facts[name], found = _normalise(c, value, vocab, source)
+    for name, value in _flat(parsed, vocab):
+        if isinstance(value, list) and not value:
+            continue  # an empty list documents nothing, as every engine reads it
+        facts[name], found = _normalise(vocab.concepts[name], value, vocab, source)
         problems += found
+    if require_request:
+        problems += [Problem(f"{source}: field '{name}'", f"the request must state its {name.replace('_', ' ')} "
+                                                          f"({vocab.concepts[name].expected(vocab)}): every payer's "
+                                                          "decision depends on it.")
+                     for name in REQUEST if name in vocab.concepts and not facts.get(name)]
     if problems:
-        raise PatientError(problems)
-    return Patient(parsed.id or Path(source).stem, parsed.description or "", facts, source)
+        raise PatientError(_capped(problems, source))
+    return Patient(parsed.id or Path(source).stem, parsed.description or "", facts, source, provenance)
+
+
+def nested(facts: dict, vocab: Vocabulary) -> dict:
+    """Flat facts written back the way a patient file holds them (records nested, lists for sets)."""
+    out: dict = {}
+    for name, value in facts.items():
+        c = vocab.concepts.get(name)
+        value = list(value) if isinstance(value, tuple) else value.isoformat() if isinstance(value, dt.date) else value
+        if c is not None and c.record:
+            out.setdefault(c.record, {}).setdefault(c.key, {})[c.field] = value
+        else:
+            out[name] = value
+    return out
 
 
 def load_patient(path: Path | str, vocab: Vocabulary) -> Patient:

@@ -6,22 +6,26 @@ program with any error, so nothing half-checked ever reaches an engine.
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from reasoner.language import ir
 from reasoner.language import syntax as s
 from reasoner.errors import Problem, did_you_mean
-from reasoner.language.vocab import UNITS, Vocabulary, canonical_unit, convert
+from reasoner.language.vocab import REQUEST_KINDS, UNITS, Vocabulary, canonical_unit, convert, exact_problem
 
-SCOPE_CONCEPTS = {"service": "service", "indication": "indication", "lines": "line_of_business"}
+SCOPE_CONCEPTS = {"service": "service", "indication": "indications", "lines": "line_of_business"}
+
 DECISIONS = {
     "covered": (None,),
     "denied": ("not_medically_necessary", "investigational", "excluded"),
     "review": ("case_by_case", "external"),
-    "not_addressed": (None,),
+    "not_addressed": (None, "outside_policy"),
 }
+NEEDS_DETAIL = {"external": "the criteria it defers to, e.g. review external \"InterQual ...\"",
+                "outside_policy": "why the request is outside the policy, e.g. not_addressed outside_policy \"standard of care\""}
 CODE = re.compile(r"^[A-Z0-9][A-Z0-9.]{1,9}$")
 _OPS = {"<": "<", "<=": "≤", "==": "=", ">=": "≥", ">": ">"}
 
@@ -35,6 +39,8 @@ def describe(test: ir.Test) -> str:
     match test:
         case ir.IsTrue(concept):
             return concept
+        case ir.Compare(concept, op, value, "date"):
+            return f"{concept} {_OPS[op]} {dt.date.fromordinal(int(value)).isoformat()}"
         case ir.Compare(concept, op, value, unit):
             return f"{concept} {_OPS[op]} {value.normalize():f} {unit}"
         case ir.OneOf(concept, values):
@@ -97,14 +103,29 @@ class _Checker:
         if "document" in fields:
             self.document = fields["document"].values[0]
         if "lines" in fields:
-            self.scope_values("lines", fields["lines"].values, fields["lines"].span)
+            if fields["lines"].values:
+                self.scope_values("lines", fields["lines"].values, fields["lines"].span)
             if fields["lines"].cite is None:
                 self.error(fields["lines"].span, "'lines' has no citation; cite the section naming the lines of business.")
         return fields
 
     # ------------------------------------------------------------------ names
+    def lines(self, fields: dict[str, s.HeaderField]) -> tuple[str, ...]:
+        """The lines of business the policy applies to (`lines all`: every line of the vocabulary)."""
+        if "lines" not in fields:
+            return ()
+        declared = fields["lines"].values
+        return declared or tuple(self.vocab.domains.get(self.vocab.concepts["line_of_business"].domain, ())) \
+            if "line_of_business" in self.vocab.concepts else declared
+
     def concept(self, name: str, span, kinds: tuple[str, ...], use: str):
         c = self.vocab.concepts.get(name)
+        if c is None and name in self.vocab.records:
+            record = self.vocab.records[name]
+            example = record.concept(next(iter(self.vocab.domains[record.key_domain])), next(iter(record.fields)))
+            self.error(span, f"'{name}' is a record; name one of its fields (e.g. {example}), "
+                             f"or count its records with 'at_least N of {name} in {{...}} where ...'.")
+            return None
         if c is None:
             known = list(self.vocab.concepts) + list(self.defines)
             self.error(span, f"unknown concept '{name}'.{did_you_mean(name, known)}")
@@ -128,9 +149,13 @@ class _Checker:
             self.error(span, f"a value is listed twice in {{{', '.join(values)}}}.")
 
     def scope_values(self, dimension: str, values: tuple[str, ...], span) -> None:
-        concept = self.vocab.concepts.get(SCOPE_CONCEPTS[dimension])
+        name = SCOPE_CONCEPTS[dimension]
+        concept = self.vocab.concepts.get(name)
         if concept is None:
-            self.error(span, f"the vocabulary has no '{SCOPE_CONCEPTS[dimension]}' concept for 'for {dimension}'.")
+            self.error(span, f"the vocabulary has no '{name}' concept for 'for {dimension}'.")
+        elif concept.kind not in REQUEST_KINDS[name]:
+            self.error(span, f"'for {dimension}' needs the vocabulary's '{name}' to be {' or '.join(REQUEST_KINDS[name])} "
+                             f"of a domain, not {_article(concept.kind)} {concept.kind}.")
         else:
             self.domain_values(concept, values, span)
 
@@ -139,7 +164,8 @@ class _Checker:
         if isinstance(expr, s.NameRef) and expr.name in self.defines:
             return self.define_node(expr.name, expr.span)
         test = self.test(expr, node_id, cite)
-        return ir.Node(node_id, label or describe(test), cite, test)
+        macro = _macro(expr)
+        return ir.Node(node_id, label or macro or describe(test), cite, test, macro=macro)
 
     def item(self, item: s.Item, node_id: str, cite: ir.Citation) -> ir.Node:
         own = ir.Citation(self.document, item.cite) if item.cite else cite
@@ -168,13 +194,18 @@ class _Checker:
                 if c:
                     self.domain_values(c, values, span)
                 return ir.OneOf(name, values)
-            case s.InCodes(name, codeset, span):
-                self.concept(name, span, ("codes",), "'in <code set>'")
-                self.used.add(codeset)
-                if codeset not in self.codesets:
-                    self.error(span, f"unknown code set '{codeset}'.{did_you_mean(codeset, self.codesets)}")
-                    return ir.OneOf(name, ())
-                return ir.OneOf(name, self.codesets[codeset].codes)
+            case s.InNamed(name, named, span):
+                return self.in_named(name, named, span)
+            case s.CompareDate(name, op, day, span):
+                self.concept(name, span, ("date",), "a comparison with a date")
+                return ir.Compare(name, op, Decimal(day.toordinal()), "date")
+            case s.IsFalse(name, span):
+                self.concept(name, span, ("boolean",), "'is false'")
+                doc = ir.Node(f"{node_id}.1", f"{name} documented", cite, ir.Documented(name))
+                true = ir.Node(f"{node_id}.2.1", name, cite, ir.IsTrue(name))
+                return ir.All((doc, ir.Node(f"{node_id}.2", f"not {name}", cite, ir.Not(true))))
+            case s.Same():
+                return self.same(expr, node_id, cite)
             case s.HasAll(name, values, span):
                 c = self.concept(name, span, ("set", "codes"), "'has all { ... }'")
                 if c:
@@ -185,7 +216,150 @@ class _Checker:
             case s.Documented(name, span):
                 self.concept(name, span, ("boolean", "number", "enum", "set", "codes", "date"), "'documented'")
                 return ir.Documented(name)
+            case s.RecordCount():
+                return self.record_count(expr, node_id, cite)
+            case s.EveryListed():
+                return self.every_listed(expr, node_id, cite)
         raise AssertionError(expr)
+
+    def in_named(self, name: str, named: str, span) -> ir.Test:
+        """`x in NAME`: a code set of the policy (for a codes concept), or a subset of the vocabulary
+        (for an enum or set concept of the subset's domain)."""
+        c = self.concept(name, span, ("enum", "set", "codes"), "'in <named set>'")
+        self.used.add(named)
+        if c is not None and c.kind == "codes":
+            if named not in self.codesets:
+                self.error(span, f"unknown code set '{named}'.{did_you_mean(named, self.codesets)}")
+                return ir.OneOf(name, ())
+            return ir.OneOf(name, self.codesets[named].codes)
+        if named not in self.vocab.subsets:
+            self.error(span, f"unknown subset '{named}'.{did_you_mean(named, list(self.vocab.subsets) + list(self.codesets))}")
+            return ir.OneOf(name, ())
+        domain, values = self.vocab.subsets[named]
+        if c is not None and c.domain != domain:
+            self.error(span, f"subset '{named}' holds values of {domain}, but '{name}' takes values of {c.domain}.")
+        return ir.OneOf(name, values)
+
+    def same(self, expr: s.Same, node_id: str, cite: ir.Citation) -> ir.Test:
+        """`a == b` for two concepts of one domain: the same value (enums), the same members (sets);
+        lowered to tests on each value, so every engine and explanation reads it as usual."""
+        a = self.concept(expr.left, expr.span, ("enum", "set"), "'=='")
+        b = self.concept(expr.right, expr.span, ("enum", "set"), "'=='")
+        if expr.op != "==":
+            self.error(expr.span, f"'{expr.op}' compares numbers; two concepts can only be compared with '=='.")
+        if a is None or b is None:
+            return ir.All(())
+        if (a.kind, a.domain) != (b.kind, b.domain):
+            self.error(expr.span, f"'{a.name}' and '{b.name}' do not hold values of the same kind and domain.")
+            return ir.All(())
+        leaf = lambda concept, v, i, neg=False: ir.Node(  # noqa: E731
+            f"{node_id}.{v}.{i}", f"{'not ' if neg else ''}{concept} in {{{v}}}", cite,
+            ir.Not(ir.Node(f"{node_id}.{v}.{i}.1", f"{concept} in {{{v}}}", cite, ir.OneOf(concept, (v,))))
+            if neg else ir.OneOf(concept, (v,)))
+        values = self.vocab.domains[a.domain]
+        if a.kind == "enum":
+            return ir.Any(tuple(ir.Node(f"{node_id}.{v}", f"both are {v}", cite,
+                                        ir.All((leaf(a.name, v, "a"), leaf(b.name, v, "b")))) for v in values))
+        agree = []
+        for v in values:
+            both = ir.Node(f"{node_id}.{v}.in", f"both include {v}", cite, ir.All((leaf(a.name, v, "a"), leaf(b.name, v, "b"))))
+            neither = ir.Node(f"{node_id}.{v}.out", f"neither includes {v}", cite,
+                              ir.All((leaf(a.name, v, "na", True), leaf(b.name, v, "nb", True))))
+            agree.append(ir.Node(f"{node_id}.{v}", f"{v}: in both or in neither", cite, ir.Any((both, neither))))
+        documented = [ir.Node(f"{node_id}.doc.{i}", f"{c} documented", cite, ir.Documented(c))
+                      for i, c in enumerate((a.name, b.name))]
+        return ir.All(tuple(documented + agree))
+
+    def record_count(self, expr: s.RecordCount, node_id: str, cite: ir.Citation) -> ir.Test:
+        """`at_least N of REC in {keys} where E` / `every REC in {keys} where E`: E is read once per
+        key with its bare names standing for that key's fields, then counted like an at_least block."""
+        record = self.vocab.records.get(expr.record)
+        if record is None:
+            self.error(expr.span, f"unknown record '{expr.record}'.{did_you_mean(expr.record, self.vocab.records)}")
+            return ir.All(())
+        known = len(self.problems)
+        keys = self.record_keys(record, expr.keys, expr.span)
+        kids = []
+        for key in keys:
+            renamed = _rename(expr.where, {f: record.concept(key, f) for f in record.fields})
+            if renamed is None:
+                self.error(expr.span, "a record quantifier cannot contain another one.")
+                return ir.All(())
+            kids.append(self.node(renamed, f"{node_id}.{key}", cite, None))
+        if expr.n is None:
+            return ir.All(tuple(kids))
+        if not 1 <= expr.n <= len(kids) and len(self.problems) == known:  # not again after a bad key
+            self.error(expr.span, f"at_least {expr.n} of {len(kids)} records can never (or always) hold; use 1 to {len(kids)}.")
+        return ir.AtLeast(expr.n, tuple(kids))
+
+    def record_keys(self, record, keys, span) -> tuple[str, ...]:
+        domain = self.vocab.domains[record.key_domain]
+        if isinstance(keys, str):
+            if keys not in self.vocab.subsets or self.vocab.subsets[keys][0] != record.key_domain:
+                self.error(span, f"'{keys}' is not a subset of {record.key_domain}.")
+                return ()
+            return self.vocab.subsets[keys][1]
+        for k in keys:
+            if k not in domain:
+                self.error(span, f"'{k}' is not a key of record '{record.name}' ({record.key_domain}).{did_you_mean(k, domain)}")
+        if len(set(keys)) != len(keys):
+            self.error(span, f"a key is listed twice in {{{', '.join(keys)}}}.")
+        return tuple(k for k in keys if k in domain)
+
+    def every_listed(self, expr: s.EveryListed, node_id: str, cite: ir.Citation) -> ir.Test:
+        """`every S listed in T with col = concept, ...`: S is documented, and each value in S has a
+        row of T whose bound columns hold the bound concepts' values. Lowered, per value v of S's
+        domain, to "v is not in S, or some row for v matches", each row citing its own source."""
+        c = self.concept(expr.concept, expr.span, ("set",), "'every ... listed in'")
+        table = self.vocab.tables.get(expr.table)
+        if table is None:
+            self.error(expr.span, f"unknown table '{expr.table}'.{did_you_mean(expr.table, self.vocab.tables)}")
+        if c is None or table is None:
+            return ir.All(())
+        keyed = [col for col, dom in table.columns.items() if dom == c.domain]
+        if len(keyed) != 1:
+            self.error(expr.span, f"table '{table.name}' needs exactly one column of {c.domain} to look '{c.name}' up.")
+            return ir.All(())
+        bound, fixed = [], {}
+        for column, concept in expr.bindings:
+            if column not in table.columns or column == keyed[0]:
+                self.error(expr.span, f"'{column}' is not another column of table '{table.name}' "
+                                      f"({', '.join(col for col in table.columns if col != keyed[0])}).")
+                continue
+            if concept not in self.vocab.concepts and concept in self.vocab.domains[table.columns[column]]:
+                fixed[column] = concept  # a value, not a concept: rows are filtered now
+                continue
+            b = self.concept(concept, expr.span, ("enum", "set"), f"column '{column}'")
+            if b is not None and b.domain != table.columns[column]:
+                self.error(expr.span, f"'{concept}' takes values of {b.domain}, column '{column}' of {table.columns[column]}.")
+                continue
+            bound.append((column, concept))
+        kids = [ir.Node(f"{node_id}.doc", f"{c.name} documented", cite, ir.Documented(c.name))]
+        unlisted = []
+        for value in self.vocab.domains[c.domain]:
+            rows = [r for r in table.rows if r.values[keyed[0]] == value
+                    and all(r.values[col] == v for col, v in fixed.items())]
+            if not rows:
+                unlisted.append(value)
+            elif bound:
+                kids.append(self._listed(c.name, value, rows, bound, table, f"{node_id}.{value}", cite))
+        if unlisted:
+            inner = ir.Node(f"{node_id}.none.1", f"{c.name} in {{{', '.join(unlisted)}}}", cite, ir.OneOf(c.name, tuple(unlisted)))
+            kids.insert(1, ir.Node(f"{node_id}.none", f"no {c.name} value that {table.name} does not list", cite, ir.Not(inner)))
+        return ir.All(tuple(kids))
+
+    def _listed(self, concept: str, value: str, rows, bound, table, node_id: str, cite: ir.Citation) -> ir.Node:
+        absent = ir.Node(f"{node_id}.out.1", f"{concept} in {{{value}}}", cite, ir.OneOf(concept, (value,)))
+        options = []
+        for i, row in enumerate(rows, 1):
+            row_cite = ir.Citation(table.source, row.cite)
+            tests = tuple(ir.Node(f"{node_id}.row{i}.{col}", f"{b} in {{{row.values[col]}}}", row_cite,
+                                  ir.OneOf(b, (row.values[col],))) for col, b in bound)
+            label = f"{table.name}: {', '.join(row.values.values())}"
+            options.append(ir.Node(f"{node_id}.row{i}", label, row_cite, ir.All(tests)))
+        return ir.Node(node_id, f"{value}: not in {concept}, or listed in {table.name} for the request", cite, ir.Any((
+            ir.Node(f"{node_id}.out", f"{value} not in {concept}", cite, ir.Not(absent)),
+            ir.Node(f"{node_id}.listed", f"{table.name} lists {value} for this request", cite, ir.Any(tuple(options))))))
 
     def compare(self, expr: s.Compare) -> ir.Test:
         c = self.concept(expr.concept, expr.span, ("number",), "a comparison")
@@ -198,6 +372,10 @@ class _Checker:
         if unit not in UNITS:
             self.error(expr.span, f"unknown unit '{expr.unit}'.{did_you_mean(unit, UNITS)}")
             return ir.Compare(c.name, expr.op, expr.value, c.unit)
+        problem = exact_problem(expr.value) if expr.value != 0 else None
+        if problem:
+            self.error(expr.span, f"the threshold {expr.value} {problem}.")
+            return ir.Compare(c.name, expr.op, Decimal(0), c.unit)
         value = convert(expr.value, unit, c.unit)
         if value is None:
             self.error(expr.span, f"unit mismatch: '{c.name}' is measured in {c.unit}, which cannot be compared with {expr.unit}.")
@@ -238,7 +416,11 @@ class _Checker:
         self.resolving.append(name)
         cite = self.cite(d.cite, d.span, f"criterion '{name}'")
         node_id = f"{self.tree.header.policy_id}/{name}"
-        node = ir.Node(node_id, d.label, cite, self.test(d.expr, node_id, cite), name)
+        if isinstance(d.expr, s.NameRef) and d.expr.name in self.defines:  # an alias of another criterion
+            test = ir.All((self.define_node(d.expr.name, d.expr.span),))
+        else:
+            test = self.test(d.expr, node_id, cite)
+        node = ir.Node(node_id, d.label, cite, test, name, _macro(d.expr))
         self.resolving.pop()
         self.define_nodes[name] = node
         return node
@@ -254,8 +436,8 @@ class _Checker:
         if d.subkind not in allowed:
             kinds = ", ".join(a for a in allowed if a) or "nothing"
             self.error(d.span, f"'{d.kind}' takes {kinds} after it, not '{d.subkind}'.{did_you_mean(d.subkind or '', [a for a in allowed if a])}")
-        if d.subkind == "external" and not d.detail:
-            self.error(d.span, "an external review must name the criteria it defers to, e.g. review external \"InterQual ...\".")
+        if d.subkind in NEEDS_DETAIL and not d.detail:
+            self.error(d.span, f"'{d.kind} {d.subkind}' must say {NEEDS_DETAIL[d.subkind]}.")
         if d.kind in ("not_addressed",) and d.prior_auth:
             self.error(d.span, "a decision of not_addressed cannot carry a prior_auth flag.")
         return ir.Outcome(d.kind, d.subkind, d.detail, d.prior_auth)
@@ -282,12 +464,12 @@ class _Checker:
         excepts = tuple(self.item(it, f"{pid}/{rule.name}/unless{i}", cite) for i, it in enumerate(rule.unless, 1))
         return ir.Rule(f"{pid}/{rule.name}", rule.name, rule.label, cite, tuple(scope), conds, excepts, self.outcome(rule))
 
-    def lines_rule(self, lines: s.HeaderField) -> ir.Rule:
+    def lines_rule(self, lines: s.HeaderField, values: tuple[str, ...]) -> ir.Rule:
         """The implicit first rule: a line of business the policy does not list is outside its scope."""
         pid = self.tree.header.policy_id
         cite = ir.Citation(self.document, lines.cite.section if lines.cite else "?")
         documented = ir.Node(f"{pid}/outside_lines/if1", "line_of_business documented", cite, ir.Documented("line_of_business"))
-        listed_test = ir.OneOf("line_of_business", lines.values)
+        listed_test = ir.OneOf("line_of_business", values)
         listed = ir.Node(f"{pid}/outside_lines/if2.1", describe(listed_test), cite, listed_test)
         not_listed = ir.Node(f"{pid}/outside_lines/if2", "line of business not listed by the policy", cite, ir.Not(listed))
         return ir.Rule(f"{pid}/outside_lines", "outside_lines", "Line of business outside the policy's scope",
@@ -326,7 +508,7 @@ class _Checker:
             if d.name in self.vocab.concepts:
                 self.error(d.span, f"criterion '{d.name}' has the name of a vocabulary concept; rename it.")
             self.defines[d.name] = d
-        lines = fields["lines"].values if "lines" in fields else ()
+        lines = self.lines(fields)
         rules, seen = [], {}
         for r in self.tree.rules:
             if r.name == "outside_lines":
@@ -346,9 +528,47 @@ class _Checker:
         if not rules:
             self.error(self.tree.span, "the policy has no rules.")
         get = lambda k, i=0: fields[k].values[i] if k in fields else "?"  # noqa: E731
-        all_rules = ((self.lines_rule(fields["lines"]),) if "lines" in fields else ()) + tuple(rules)
+        every_line = set(lines) >= set(self.lines({"lines": s.HeaderField("lines", (), None, self.tree.span)}))
+        outside = (self.lines_rule(fields["lines"], lines),) if "lines" in fields and not every_line else ()
+        assumed = "lines" in fields and fields["lines"].assumed
         return ir.Policy(self.tree.header.policy_id, get("payer"), get("document"), get("document", 1),
-                         get("version"), lines, all_rules, self.tree.span.file)
+                         get("version"), lines, outside + tuple(rules), self.tree.span.file, assumed)
+
+
+def _macro(expr: s.Expr) -> str | None:
+    """How the policy wrote a construct that is lowered into several IR nodes."""
+    match expr:
+        case s.Same(left, op, right, _):
+            return f"{left} {op} {right}"
+        case s.IsFalse(concept, _):
+            return f"{concept} is false"
+        case s.EveryListed(concept, table, bindings, _):
+            withs = ", ".join(f"{col} = {b}" for col, b in bindings)
+            return f"every {concept} listed in {table}" + (f" with {withs}" if withs else "")
+    return None
+
+
+def _rename(expr: s.Expr, names: dict[str, str]) -> s.Expr | None:
+    """`expr` with the concept names in `names` replaced (a record's bare field names by the
+    key's flattened names); None when it holds a record quantifier of its own."""
+    n = lambda name: names.get(name, name)  # noqa: E731
+    match expr:
+        case s.Block(op, items, k, span):
+            kids = [_rename(i.expr, names) for i in items]
+            if any(kid is None for kid in kids):
+                return None
+            return s.Block(op, tuple(replace(i, expr=kid) for i, kid in zip(items, kids)), k, span)
+        case s.Not(child, span):
+            inner = _rename(child, names)
+            return None if inner is None else s.Not(inner, span)
+        case s.Same():
+            return replace(expr, left=n(expr.left), right=n(expr.right))
+        case s.NameRef() | s.Compare() | s.Member() | s.InNamed() | s.HasAll() | s.Count() | s.Documented():
+            field_name = "name" if isinstance(expr, s.NameRef) else "concept"
+            return replace(expr, **{field_name: n(getattr(expr, field_name))})
+        case s.EveryListed():
+            return replace(expr, concept=n(expr.concept), bindings=tuple((c, n(b)) for c, b in expr.bindings))
+    return None
 
 
 def check_policy(tree: s.PolicyFile, vocab: Vocabulary) -> tuple[ir.Policy, list[Problem]]:

@@ -99,6 +99,8 @@ class Node:
     cite: Citation
     test: Test
     name: str | None = None  # set for a named (define'd) criterion
+    macro: str | None = None  # the policy's own wording of a construct lowered into this subtree
+    #                           (e.g. "planned_route == pain_trial_route"): shown instead of its parts
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class Policy:
     lines: tuple[str, ...]
     rules: tuple[Rule, ...]
     source: str  # the file it was read from
+    lines_assumed: bool = False  # the document names no line of business; its scope is a reading
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,15 @@ def policy_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.policy"))
 
 
+def vocabulary_files(vocab_path: Path) -> list[Path]:
+    """Other vocabulary files beside the main one (e.g. knowledge tables), in name order."""
+    return sorted(p for p in vocab_path.parent.glob("*.vocab") if p.name != vocab_path.name)
+
+
 def lint(files: list[Path], vocab_path: Path) -> tuple[Vocabulary | None, list[ir.Policy], list[Problem]]:
     """Check every file and collect every problem; never raises for bad input."""
     try:
-        vocab = load_vocabulary(vocab_path)
+        vocab = load_vocabulary(vocab_path, vocabulary_files(vocab_path))
     except PolicyError as err:
         return None, [], list(err.problems)
     problems: list[Problem] = []

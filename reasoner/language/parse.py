@@ -4,7 +4,9 @@ Each method of `_Build` builds one syntax node for the grammar alias of the same
 """
 from __future__ import annotations
 
-from decimal import Decimal
+import datetime as dt
+from dataclasses import replace
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,6 +31,14 @@ def _parser() -> Lark:
 def _text(token: Token) -> str:
     """A STRING token without its quotes."""
     return str(token)[1:-1]
+
+
+class _Located(ValueError):
+    """A value the grammar accepts but that means nothing (e.g. 2025-02-30), with its token."""
+
+    def __init__(self, message: str, token: Token):
+        super().__init__(message)
+        self.token = token
 
 
 @v_args(meta=True, inline=True)
@@ -66,12 +76,49 @@ class _Build(Transformer):
 
     # -------------------------------------------------------------- vocabulary
     def vocabulary(self, meta, name, title, *items):
-        domains = tuple(i for i in items if isinstance(i, s.Domain))
-        concepts = tuple(i for i in items if isinstance(i, s.ConceptDecl))
-        return s.VocabularyFile(str(name), _text(title), domains, concepts, self._span(meta))
+        topic, placed = "", []
+        for item in items:  # a topic heading applies to the concepts and records after it
+            if isinstance(item, tuple) and item[0] == "topic":
+                topic = item[1]
+            elif isinstance(item, (s.ConceptDecl, s.Record)):
+                placed.append(replace(item, topic=topic))
+            else:
+                placed.append(item)
+        pick = lambda cls: tuple(i for i in placed if isinstance(i, cls))  # noqa: E731
+        return s.VocabularyFile(str(name), _text(title), pick(s.Domain), pick(s.ConceptDecl), self._span(meta),
+                                pick(s.Record), pick(s.Subset), pick(s.Table))
 
-    def domain(self, meta, name, meaning, *values):
-        return s.Domain(str(name), _text(meaning), values, self._span(meta))
+    def topic(self, meta, title):
+        return ("topic", _text(title))
+
+    def domain(self, meta, name, meaning, *rest):
+        system = _text(rest[0]) if rest and isinstance(rest[0], Token) else None
+        values = tuple(v for v in rest if isinstance(v, s.DomainValue))
+        return s.Domain(str(name), _text(meaning), values, self._span(meta), system)
+
+    def code_system(self, meta, system):
+        return system
+
+    def subset(self, meta, name, domain, meaning, values):
+        return s.Subset(str(name), str(domain), _text(meaning), values, self._span(meta))
+
+    def record(self, meta, name, key_domain, meaning, *fields):
+        return s.Record(str(name), str(key_domain), _text(meaning), fields, self._span(meta))
+
+    def field(self, meta, name, kind, meaning):
+        return s.ConceptDecl(str(name), kind, _text(meaning), self._span(meta))
+
+    def table(self, meta, name, meaning, *rest):
+        columns = tuple(c for c in rest if isinstance(c, tuple))
+        source = next(_text(t) for t in rest if isinstance(t, Token))
+        rows = tuple(r for r in rest if isinstance(r, s.TableRow))
+        return s.Table(str(name), _text(meaning), columns, source, rows, self._span(meta))
+
+    def column(self, meta, name, domain):
+        return (str(name), str(domain))
+
+    def table_row(self, meta, *parts):
+        return s.TableRow(tuple(str(p) for p in parts[:-1]), parts[-1], self._span(meta))
 
     def domain_value(self, meta, name, meaning, codes=()):
         return s.DomainValue(str(name), _text(meaning), codes, self._span(meta))
@@ -85,8 +132,8 @@ class _Build(Transformer):
     def boolean_kind(self, meta):
         return s.Kind("boolean")
 
-    def number_kind(self, meta, unit, low, high):
-        return s.Kind("number", unit=unit, low=low, high=high)
+    def number_kind(self, meta, unit, low, high, whole=None):
+        return s.Kind("number", unit=unit, low=low, high=high, whole=whole is not None)
 
     def enum_kind(self, meta, domain):
         return s.Kind("enum", domain=str(domain))
@@ -117,8 +164,13 @@ class _Build(Transformer):
     def version(self, meta, text):
         return s.HeaderField("version", (_text(text),), None, self._span(meta))
 
-    def lines(self, meta, names, cite=None):
-        return s.HeaderField("lines", names, cite, self._span(meta))
+    def lines(self, meta, names, *rest):
+        cite = next((r for r in rest if isinstance(r, s.Cite)), None)
+        assumed = any(isinstance(r, Token) and r.type == "ASSUMED" for r in rest)
+        return s.HeaderField("lines", names, cite, self._span(meta), assumed)
+
+    def line_list(self, meta, names):
+        return () if isinstance(names, Token) else names
 
     def codeset(self, meta, name, label, *rest):
         cite = rest[0] if rest and isinstance(rest[0], s.Cite) else None
@@ -186,8 +238,36 @@ class _Build(Transformer):
     def member(self, meta, name, values):
         return s.Member(str(name), values, self._span(meta))
 
-    def in_codes(self, meta, name, codeset):
-        return s.InCodes(str(name), str(codeset), self._span(meta))
+    def compare_date(self, meta, name, op, value):
+        try:
+            day = dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise _Located(f"{value} is not a date", value) from None
+        return s.CompareDate(str(name), str(op), day, self._span(meta))
+
+    def is_false(self, meta, name):
+        return s.IsFalse(str(name), self._span(meta))
+
+    def in_named(self, meta, name, named):
+        return s.InNamed(str(name), str(named), self._span(meta))
+
+    def same(self, meta, left, op, right):
+        return s.Same(str(left), str(op), str(right), self._span(meta))
+
+    def keys(self, meta, keys):
+        return keys if isinstance(keys, tuple) else str(keys)
+
+    def at_least_records(self, meta, n, record, keys, where):
+        return s.RecordCount(int(n), str(record), keys, where, self._span(meta))
+
+    def every_record(self, meta, record, keys, where):
+        return s.RecordCount(None, str(record), keys, where, self._span(meta))
+
+    def every_listed(self, meta, concept, table, *bindings):
+        return s.EveryListed(str(concept), str(table), bindings, self._span(meta))
+
+    def binding(self, meta, column, concept):
+        return (str(column), str(concept))
 
     def has_all(self, meta, name, values):
         return s.HasAll(str(name), values, self._span(meta))
@@ -205,6 +285,7 @@ _TOKEN_NAMES = {
     "SIGNED_NUMBER": "a number", "KIND": "a decision (covered, denied, review, not_addressed)",
     "PA": "'required' or 'not_required'", "EQUAL": "'='", "COMMA": "','",
     "LSQB": "'['", "RSQB": "']'", "LPAR": "'('", "RPAR": "')'", "$END": "the end of the file",
+    "DOTTED": "a dotted name", "ISODATE": "a date (YYYY-MM-DD)",
 }
 
 
@@ -232,15 +313,38 @@ def _syntax_problem(err: UnexpectedInput, text: str, file: str) -> Problem:
     return Problem(where, f"syntax error: {what}{hint}.\n    {context}")
 
 
+MAX_DEPTH = 120  # syntax-tree levels (about two per level of criteria): deeper files are refused
+
+
+def _too_deep(tree, file: str) -> Problem | None:
+    """The first place where criteria nest more than MAX_DEPTH levels, found without recursion
+    (building the syntax tree recurses, so this must be checked first)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = getattr(node, "meta", None)
+            where = f"{file}:{getattr(meta, 'line', 1)}:{getattr(meta, 'column', 1)}"
+            return Problem(where, f"criteria are nested too deeply (more than about {MAX_DEPTH // 2} levels); "
+                                  "use named criteria (define) to structure them.")
+        stack.extend((child, depth + 1) for child in getattr(node, "children", ()) if hasattr(child, "children"))
+    return None
+
+
 def parse_text(text: str, file: str = "<text>"):
     """Parse policy or vocabulary text; raises PolicyError with line and column."""
     try:
         tree = _parser().parse(text)
+        deep = _too_deep(tree, file)
+        if deep:
+            raise PolicyError([deep])
         return _Build(file).transform(tree)
     except UnexpectedInput as err:
         raise PolicyError([_syntax_problem(err, text, file)]) from None
-    except VisitError as err:  # a builder rejected a value, e.g. a malformed number
-        raise PolicyError([Problem(file, f"cannot read the file: {err.orig_exc}")]) from None
+    except VisitError as err:  # a builder rejected a value, e.g. a date that does not exist
+        token = getattr(err.orig_exc, "token", None)
+        where = f"{file}:{token.line}:{token.column}" if token is not None else file
+        raise PolicyError([Problem(where, f"cannot read the file: {err.orig_exc}.")]) from None
 
 
 def parse_file(path: Path):

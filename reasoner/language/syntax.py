@@ -6,6 +6,7 @@ Every node carries a `Span`, which is how every later error points back at the t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Union
 
@@ -37,6 +38,7 @@ class Domain:
     meaning: str
     values: tuple[DomainValue, ...]
     span: Span
+    system: str | None = None  # the code system of its values' codes, e.g. "ICD-10-CM"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Kind:
     high: Decimal | None = None
     domain: str | None = None  # for enum and set
     system: str | None = None  # for codes: the coding system, e.g. "CPT/HCPCS"
+    whole: bool = False  # numbers: only whole values are meaningful (ages, visits, scores)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,49 @@ class ConceptDecl:
     name: str
     kind: Kind
     meaning: str
+    span: Span
+    topic: str = ""  # the `topic` heading it stands under
+
+
+@dataclass(frozen=True)
+class Record:
+    """A family of concepts, one record per value of `key_domain`, each with the same fields."""
+
+    name: str
+    key_domain: str
+    meaning: str
+    fields: tuple[ConceptDecl, ...]
+    span: Span
+    topic: str = ""
+
+
+@dataclass(frozen=True)
+class Subset:
+    """A named set of a domain's values that policies can cite (e.g. opioids among drugs)."""
+
+    name: str
+    domain: str
+    meaning: str
+    values: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class TableRow:
+    values: tuple[str, ...]
+    cite: "Cite"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Table:
+    """Knowledge that is not about patients (e.g. the routes and indications on drug labels)."""
+
+    name: str
+    meaning: str
+    columns: tuple[tuple[str, str], ...]  # (column, domain)
+    source: str
+    rows: tuple[TableRow, ...]
     span: Span
 
 
@@ -66,6 +112,9 @@ class VocabularyFile:
     domains: tuple[Domain, ...]
     concepts: tuple[ConceptDecl, ...]
     span: Span
+    records: tuple[Record, ...] = ()
+    subsets: tuple[Subset, ...] = ()
+    tables: tuple[Table, ...] = ()
 
 
 # ------------------------------------------------------------------ criteria
@@ -87,6 +136,22 @@ class Compare:
 
 
 @dataclass(frozen=True)
+class CompareDate:
+    concept: str
+    op: str
+    value: "date"
+    span: Span
+
+
+@dataclass(frozen=True)
+class IsFalse:
+    """The boolean concept is documented as false (`not x` also holds when x is undocumented)."""
+
+    concept: str
+    span: Span
+
+
+@dataclass(frozen=True)
 class Member:
     """The concept's value (enum) or one of its members (set) is among `values`."""
 
@@ -96,11 +161,44 @@ class Member:
 
 
 @dataclass(frozen=True)
-class InCodes:
-    """The concept (a code list) holds a code of the named code set."""
+class InNamed:
+    """The concept holds a value of a named set: a policy's code set, or a vocabulary subset."""
 
     concept: str
-    codeset: str
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Same:
+    """Two concepts of one domain are documented with the same value (enums) or set (sets)."""
+
+    left: str
+    op: str
+    right: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class RecordCount:
+    """At least `n` (every, when n is None) of the records keyed by `keys` meet `where`, whose
+    bare names are the record's fields."""
+
+    n: int | None
+    record: str
+    keys: tuple[str, ...] | str  # listed values, or the name of a subset
+    where: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class EveryListed:
+    """The set concept is documented and every value in it has a row of `table` whose other
+    columns match the bindings (column = concept)."""
+
+    concept: str
+    table: str
+    bindings: tuple[tuple[str, str], ...]
     span: Span
 
 
@@ -152,7 +250,7 @@ class Block:
     span: Span
 
 
-Expr = Union[NameRef, Compare, Member, InCodes, HasAll, Count, Documented, Not, Block]
+Expr = Union[NameRef, Compare, CompareDate, IsFalse, Member, InNamed, Same, HasAll, Count, Documented, Not, Block, RecordCount, EveryListed]
 
 
 # ------------------------------------------------------------------ policy
@@ -165,9 +263,10 @@ class Cite:
 @dataclass(frozen=True)
 class HeaderField:
     key: str  # payer, document, version, lines
-    values: tuple[str, ...]
+    values: tuple[str, ...]  # for lines: () means every line of business
     cite: Cite | None
     span: Span
+    assumed: bool = False  # lines: the document names none; the scope is the encoder's reading
 
 
 @dataclass(frozen=True)

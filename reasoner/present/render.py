@@ -22,7 +22,10 @@ def _pa(value: str | None) -> str:
 
 
 def decisions_table(patient_id: str, decisions: list[Decision]) -> Table:
-    table = Table(title=f"Decisions for {escape(patient_id)}", title_justify="left", show_lines=False)
+    assumed = sorted({a for d in decisions for a in d.assumptions})
+    notes = "\n".join(f"assumed by {', '.join(d.policy for d in decisions if a in d.assumptions)}: {a}" for a in assumed)
+    table = Table(title=f"Decisions for {escape(safe_text(patient_id))}", title_justify="left", show_lines=False,
+                  caption=notes or None, caption_justify="left")
     for column in ("payer", "decision", "kind", "prior auth", "deciding rule", "citation"):
         table.add_column(column, overflow="fold")
     for d in decisions:
@@ -38,6 +41,13 @@ def decisions_table(patient_id: str, decisions: list[Decision]) -> Table:
             Text(str(d.cite) if d.cite else "—"),
         )
     return table
+
+
+def safe_text(text: str) -> str:
+    """Text from a file with terminal control characters shown as escapes: an id or label must
+    not be able to move the cursor, clear the screen or retitle the terminal."""
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode("ascii")
+                   for ch in str(text))
 
 
 def problems_text(problems: list[Problem] | tuple[Problem, ...]) -> Text:
@@ -66,7 +76,7 @@ def policies_table(program: ir.Program) -> Table:
         table.add_column(column, overflow="fold")
     for p in program.policies:
         table.add_row(Text(p.id, style="bold"), Text(p.payer), Text(f"{p.document} {p.title}"), Text(p.version),
-                      Text(", ".join(p.lines)), Text(_scope(p, "service")), Text(_scope(p, "indication")),
+                      Text(", ".join(p.lines)), Text(_scope(p, "service")), Text(_scope(p, "indications")),
                       str(len(p.rules)))
     return table
 

@@ -21,6 +21,7 @@ class Decision:
     rule: str | None  # name of the deciding rule; None when no rule of the policy applies
     rule_label: str
     cite: ir.Citation | None
+    assumptions: tuple[str, ...] = ()  # readings the decision rests on that the document does not state
 
     def as_json(self) -> dict:
         return {
@@ -28,10 +29,16 @@ class Decision:
             "decision": self.kind, "subkind": self.subkind, "detail": self.detail,
             "prior_auth": self.prior_auth, "rule": self.rule, "rule_label": self.rule_label,
             "citation": None if self.cite is None else {"document": self.cite.document, "section": self.cite.section},
+            "assumptions": list(self.assumptions),
         }
 
 
 NO_RULE = "No rule of this policy applies to this request"
+LINES_ASSUMED = "the document names no line of business; it is applied to every line"
+
+
+def assumptions(policy: ir.Policy) -> tuple[str, ...]:
+    return (LINES_ASSUMED,) if policy.lines_assumed else ()
 
 
 class Reasoner:
@@ -52,8 +59,8 @@ class Reasoner:
     def decision(policy: ir.Policy, rule_name: str | None) -> Decision:
         if rule_name is None:
             return Decision(policy.id, policy.payer, policy.document, "not_addressed", None, None, None,
-                            None, NO_RULE, None)
+                            None, NO_RULE, None, assumptions(policy))
         rule = next(r for r in policy.rules if r.name == rule_name)
         o = rule.outcome
         return Decision(policy.id, policy.payer, policy.document, o.kind, o.subkind, o.detail, o.prior_auth,
-                        rule.name, rule.label, rule.cite)
+                        rule.name, rule.label, rule.cite, assumptions(policy))

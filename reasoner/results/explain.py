@@ -46,10 +46,13 @@ class Step:
     facts: tuple[Fact, ...] = ()  # leaves: the facts the test reads
     members: tuple[str, ...] = ()  # counts: the members the engine counted
     children: tuple["Step", ...] = ()
+    summary: bool = False  # a construct the policy wrote as one criterion (a table lookup, a == b)
 
     def leaves(self):
-        if not self.children:
+        """The criteria a reader sees at the bottom: leaf tests, and constructs shown whole."""
+        if not self.children or self.summary:
             yield self
+            return
         for child in self.children:
             yield from child.leaves()
 
@@ -111,8 +114,11 @@ class _Reader:
         facts = ()
         if isinstance(test, ir.LEAVES):
             facts = (Fact(test.concept, self.facts.get(test.concept)),)
-        return Step(node.id, node.label, node.cite, describe(test), holds, status, facts,
-                    self.ev.members.get(node.id, ()), tuple(children))
+        elif node.macro:  # the facts a construct reads, once each
+            concepts = dict.fromkeys(n.test.concept for n in ir.walk(node) if isinstance(n.test, ir.LEAVES))
+            facts = tuple(Fact(c, self.facts.get(c)) for c in concepts)
+        return Step(node.id, node.label, node.cite, node.macro or describe(test), holds, status, facts,
+                    self.ev.members.get(node.id, ()), tuple(children), node.macro is not None)
 
     def holds(self, node: ir.Node, complete: bool = False) -> Step:
         """Why `node` holds: every child of an all-of, the first true child of an any-of, ..."""

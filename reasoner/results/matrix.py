@@ -53,6 +53,11 @@ def _text(test: ir.Test) -> str:
 
 def _requirements(node: ir.Node, rule: ir.Rule, mode: str, out: list[Requirement]) -> None:
     test = node.test
+    if node.macro:  # one criterion as the policy wrote it (a table lookup, two concepts compared)
+        concept = next(n.test.concept for n in ir.walk(node) if isinstance(n.test, ir.LEAVES))
+        text = node.macro.removeprefix("every ").removeprefix(concept).strip()
+        out.append(Requirement(concept, text, mode, rule.name, node.cite, rule.outcome.kind in OUTCOMES))
+        return
     if isinstance(test, ir.LEAVES):
         out.append(Requirement(_concept_of(test), _text(test), mode, rule.name, node.cite,
                                rule.outcome.kind in OUTCOMES))
@@ -69,7 +74,7 @@ def applies(rule: ir.Rule, service: str | None, indication: str | None) -> bool:
     def ok(concept, value):
         values = rule.scope_values(concept)
         return value is None or values is None or value in values
-    return ok("service", service) and ok("indication", indication)
+    return ok("service", service) and ok("indications", indication)
 
 
 def column(policy: ir.Policy, service: str | None, indication: str | None) -> Column:

@@ -52,7 +52,7 @@ class Repair:
                              "needed": c.needed} for c in self.changes]}
 
 
-class _Proposer:
+class Proposer:
     """Change sets (concept -> new value) that would flip a node, largest-first pruned."""
 
     def __init__(self, reasoner: Reasoner, evaluation: Evaluation, facts: dict):
@@ -160,8 +160,9 @@ def with_change(facts: dict, concept: str, value) -> dict:
 
 
 def step(c: Concept) -> Decimal:
-    """The smallest move worth proposing on a number: whole units on wide ranges, halves on narrow."""
-    return Decimal(1) if c.high - c.low >= 10 else Decimal("0.5")
+    """The smallest move worth proposing on a number: whole units on wide ranges and for concepts
+    that take whole values, halves on narrow ranges."""
+    return Decimal(1) if c.whole or c.high - c.low >= 10 else Decimal("0.5")
 
 
 def _number(value: Decimal):
@@ -205,11 +206,13 @@ def _thresholds(c: Concept, op: str, value: Decimal, want: bool) -> list[Decimal
     if holds_above:
         target = value + step(c) if strict else value
         target = (value + c.high) / 2 if target > c.high else target
+        target = target.to_integral_value(rounding="ROUND_CEILING") if c.whole else target
         if strict and target <= value:
             return []
     else:
         target = value - step(c) if strict else value
         target = (value + c.low) / 2 if target < c.low else target
+        target = target.to_integral_value(rounding="ROUND_FLOOR") if c.whole else target
         if strict and target >= value:
             return []
     return [target] if c.low <= target <= c.high else []
@@ -295,7 +298,7 @@ def _candidates(reasoner: Reasoner, judge: _Judge, policy: ir.Policy, target: ir
     evaluation = reasoner.engine.evaluate(facts, [policy.id], detail=True)
     if not all(evaluation.nodes[n.id] for n in target.scope):
         return
-    frontier = _Proposer(reasoner, evaluation, facts).fire_rule(target)
+    frontier = Proposer(reasoner, evaluation, facts).fire_rule(target)
     for _ in range(rounds):
         next_frontier = []
         for changes in frontier:
@@ -309,7 +312,7 @@ def _candidates(reasoner: Reasoner, judge: _Judge, policy: ir.Policy, target: ir
             blocker = next((r for r in policy.rules if after.fired[r.id]), None)
             if blocker is None or blocker is target or blocker.outcome.kind == judge.wanted:
                 continue
-            proposer = _Proposer(reasoner, after, patient.facts)
+            proposer = Proposer(reasoner, after, patient.facts)
             for extra in proposer.stop_rule(blocker):
                 merged = proposer._merge(changes, extra)
                 if merged is not None:

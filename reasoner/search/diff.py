@@ -34,7 +34,7 @@ from reasoner.engines.duck import FastBackend
 from reasoner.errors import InputError
 from reasoner.results.explain import cite_json, failing_leaves, json_value, why, why_not
 from reasoner.io.patient import Patient, validate
-from reasoner.results.repair import FIXED, leaf_values, with_change
+from reasoner.results.repair import FIXED, Proposer, with_change
 from reasoner.engines.solver import Encoding
 from reasoner.search.strategies import near_coverage, patients as random_patients
 
@@ -173,19 +173,24 @@ class _Witness:
 
     def sharpen(self, facts: dict) -> dict:
         """Make hold every failing criterion of a denying side facing a covering one, where the class
-        survives: what still fails is what the two payers disagree on."""
+        survives: what still fails is what the two payers disagree on. The ways to make a criterion
+        hold are proposed by the repair machinery (a leaf, or a construct such as a table lookup)."""
         if self.denying is None:
             return facts
         for node_id in sorted(self.judge(self.patient(facts))):
             node = self.nodes[node_id]
-            c = self.vocab.concepts[node.test.concept]
-            if c.name in FIXED:
-                continue
-            values = leaf_values(c, node.test, True, facts.get(c.name), self.vocab)
-            if isinstance(node.test, ir.OneOf) and c.kind == "enum":
-                values = list(node.test.values)  # any allowed value may suit the covering side too
-            for value in values:
-                trial = with_change(facts, c.name, value)
+            patient = self.patient(facts)
+            evaluation = self.reasoner.engine.evaluate(patient.facts, [self.denying], detail=True)
+            options = Proposer(self.reasoner, evaluation, patient.facts).make_true(node)
+            if isinstance(node.test, ir.OneOf) and self.vocab.concepts[node.test.concept].kind == "enum" \
+                    and node.test.concept not in FIXED:  # any allowed value may suit the covering side too
+                options = [{node.test.concept: (v, "")} for v in node.test.values]
+            for changes in options:
+                if FIXED & changes.keys():
+                    continue
+                trial = dict(facts)
+                for concept, (value, _) in changes.items():
+                    trial = with_change(trial, concept, value)
                 if self.keeps(self.patient(trial)):
                     facts = trial
                     break
@@ -241,7 +246,7 @@ def witness_class(reasoner: Reasoner, pattern: Pattern, facts: dict, count: int)
 def search(loaded, payers: list[str], service: str | None = None, indication: str | None = None,
            examples: int = 500, seed: int = 0, progress=None) -> Result:
     """Generate, decide with the fast backend, group by class, and build each class's witness."""
-    fixed = {k: v for k, v in (("service", service), ("indication", indication)) if v}
+    fixed = {k: v for k, v in (("service", service), ("indications", [indication] if indication else None)) if v}
     program = ir.Program(tuple(p for p in loaded.program.policies if p.id in payers))
     task = progress.add_task("generating patients", total=examples) if progress else None
     people = generate(loaded, payers, fixed, examples, seed, (lambda: progress.advance(task)) if progress else None)
@@ -254,7 +259,7 @@ def search(loaded, payers: list[str], service: str | None = None, indication: st
         for pat in found:
             counts[pat] += 1
             result.by_pair[(pat.a, pat.b)] += 1
-            result.by_indication[(pat.a, pat.b, patient.facts["indication"])] += 1
+            result.by_indication[(pat.a, pat.b, "+".join(patient.facts["indications"]))] += 1
             if pat not in smallest or len(patient.facts) < len(smallest[pat].facts):
                 smallest[pat] = patient
     result.classes = _ordered(_witnesses(loaded, {p: (smallest[p].facts, counts[p]) for p in counts}, "search", progress))
@@ -275,7 +280,7 @@ def exhaustive(loaded, payers: list[str], service: str | None = None, indication
     enc = Encoding(program, loaded.vocab)
     solver = z3.Solver()
     solver.add(*enc.domain())
-    for concept, value in (("service", service), ("indication", indication)):
+    for concept, value in (("service", service), ("indications", indication)):
         if value:
             solver.add(enc.fix(concept, value))
     reasoner = Reasoner(loaded)

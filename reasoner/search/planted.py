@@ -22,24 +22,24 @@ class Planted:
     policy: str
     before: str  # a fragment of the policy text, found exactly once
     after: str
-    concept: str  # the concept the disagreement must be about
+    concept: str  # the concept the disagreement must be about (or the start of its name, for a record)
     service: str
     indication: str
 
 
 PLANTED = (
-    Planted("threshold moved: trial relief 50% -> 60%", "uhc", "trial_pain_relief >= 50 %", "trial_pain_relief >= 60 %",
-            "trial_pain_relief", "implant", "nonmalignant_pain"),
-    Planted("strict bound made non-strict: trial relief > 50% -> >= 50%", "cam70141", "trial_pain_relief > 50 %",
-            "trial_pain_relief >= 50 %", "trial_pain_relief", "implant", "nonmalignant_pain"),
+    Planted("threshold moved: trial relief 50% -> 60%", "uhc", "pain_trial_relief >= 50 %", "pain_trial_relief >= 60 %",
+            "pain_trial_relief", "implant", "nonmalignant_pain"),
+    Planted("strict bound made non-strict: trial relief > 50% -> >= 50%", "cam70141", "pain_trial_relief > 50 %",
+            "pain_trial_relief >= 50 %", "pain_trial_relief", "implant", "nonmalignant_pain"),
     Planted("criterion dropped: the trial route", "cam70141",
-            'trial_same_route  "the trial used the route planned for the pump"\n      cite "Policy, first bullet"\n', "",
-            "trial_same_route", "implant", "nonmalignant_pain"),
+            'pain_trial_route == planned_route  "by the route planned for the pump"\n', "",
+            "pain_trial_route", "implant", "nonmalignant_pain"),
     Planted("duration moved: six months of conservative care -> five", "cmm210", "conservative_care_months >= 6 months",
             "conservative_care_months >= 5 months", "conservative_care_months", "trial", "nonmalignant_pain"),
     Planted("count changed: three drug classes -> two", "geisinger",
-            "aspirin, muscle_relaxant, steroid} >= 3", "aspirin, muscle_relaxant, steroid} >= 2",
-            "analgesic_classes_failed", "implant", "nonmalignant_pain"),
+            "at_least 3 of {\n      medications.nsaid", "at_least 2 of {\n      medications.nsaid",
+            "medications.", "implant", "nonmalignant_pain"),
 )
 
 
@@ -56,7 +56,8 @@ def load_with(p: Planted, folder: Path | None = None) -> Loaded:
     changed = re.sub(rf"^policy {p.policy} {{", f"policy {copy_id(p)} {{", text.replace(p.before, p.after), flags=re.M)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / VOCABULARY_FILE).write_text((folder / VOCABULARY_FILE).read_text(encoding="utf-8"), encoding="utf-8")
+        for vocab in folder.glob("*.vocab"):  # the vocabulary and the knowledge tables beside it
+            (tmp / vocab.name).write_text(vocab.read_text(encoding="utf-8"), encoding="utf-8")
         (tmp / f"{p.policy}.policy").write_text(text, encoding="utf-8")
         (tmp / f"{copy_id(p)}.policy").write_text(changed, encoding="utf-8")
         return load(tmp)

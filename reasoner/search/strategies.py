@@ -27,7 +27,7 @@ from reasoner.results.repair import leaf_values, step
 from reasoner.language.vocab import Concept
 
 REQUEST = tuple(SCOPE_CONCEPTS.values())
-TRIAL_RESULTS = "trial_"  # concepts describing the outcome of a trial already done
+TRIAL_RESULTS = ("pain_trial_", "tone_trial_")  # concepts describing the outcome of a trial already done
 
 
 def thresholds(program: ir.Program) -> dict[str, set[Decimal]]:
@@ -43,18 +43,21 @@ def thresholds(program: ir.Program) -> dict[str, set[Decimal]]:
 
 
 def near(c: Concept, points: set[Decimal]) -> list:
-    """Just below, at and just above each threshold, within the range (fine steps included)."""
+    """Just below, at and just above each threshold, within the range (fine steps included; whole
+    numbers only for a concept that takes whole values)."""
     values = set()
     for t in points:
         for d in (-step(c), -Decimal("0.1"), 0, Decimal("0.1"), step(c)):
             v = t + d
+            if c.whole and v != v.to_integral_value():
+                continue
             if c.low <= v <= c.high:
                 values.add(int(v) if v == v.to_integral_value() else float(v))
     return sorted(values)
 
 
 def _number(c: Concept, points: set[Decimal]) -> st.SearchStrategy:
-    whole = st.integers(int(c.low), int(c.high)) if c.high - c.low >= 10 else \
+    whole = st.integers(int(c.low), int(c.high)) if c.whole or c.high - c.low >= 10 else \
         st.decimals(c.low, c.high, places=1).map(float)
     close = near(c, points)
     return st.one_of(st.sampled_from(close), whole) if close else whole
@@ -104,29 +107,110 @@ def _realistic(facts: dict, loaded: Loaded) -> dict:
         c = loaded.vocab.concepts[name]
         if age is not None and c.kind == "number" and c.unit in PER_YEAR and name not in FUTURE | {"age"}:
             facts[name] = min(value, type(value)(age * PER_YEAR[c.unit]))
-    if "pt_chiro_visits" in facts and "pt_chiro_weeks" in facts:
-        facts["pt_chiro_visits"] = min(facts["pt_chiro_visits"], type(facts["pt_chiro_visits"])(facts["pt_chiro_weeks"] * 14))
+    if "pt_visits" in facts and "pt_weeks" in facts:
+        facts["pt_visits"] = min(facts["pt_visits"], int(facts["pt_weeks"] * 14))
+    if "pt_weeks_twice_weekly" in facts:
+        if "pt_weeks" in facts:
+            facts["pt_weeks_twice_weekly"] = min(facts["pt_weeks_twice_weekly"], int(facts["pt_weeks"]))
+        if "pt_visits" in facts:
+            most = int(loaded.vocab.concepts["pt_visits"].high)
+            facts["pt_visits"] = min(max(facts["pt_visits"], 2 * facts["pt_weeks_twice_weekly"]), most)
     return facts
+
+
+def _request(draw, loaded: Loaded, concept: str, values) -> object:
+    """One value of a request concept; for the (set) indications, usually one and sometimes two."""
+    if loaded.vocab.concepts[concept].kind != "set":
+        return draw(st.sampled_from(values))
+    first = draw(st.sampled_from(values))
+    if draw(st.integers(0, 5)) == 0:
+        return sorted({first, draw(st.sampled_from(_request_values(loaded, concept)))})
+    return [first]
 
 
 @st.composite
 def patients(draw, loaded: Loaded, documented: float = 0.6, fixed: dict | None = None) -> Patient:
     """A valid patient; `fixed` pins concepts (e.g. {"service": "implant"})."""
     points = thresholds(loaded.program)
-    facts = {c: draw(st.sampled_from(_request_values(loaded, c))) for c in REQUEST}
+    facts = {c: _request(draw, loaded, c, _request_values(loaded, c)) for c in REQUEST}
     facts.update(fixed or {})
     for name, c in loaded.vocab.concepts.items():
         if name in facts:
             continue
         if facts["service"] == "trial" and name.startswith(TRIAL_RESULTS):
             continue
-        if draw(st.floats(0, 1)) < documented:
+        if draw(st.integers(0, 99)) < documented * 100:  # an integer draw costs Hypothesis far less than a float
             facts[name] = draw(value_strategy(c, loaded, points.get(name, set())))
     return validate(_realistic(facts, loaded), loaded.vocab, "<generated>")
 
 
-def _scoped(rule: ir.Rule, fixed: dict) -> bool:
-    return all(rule.scope_values(c) is None or v in rule.scope_values(c) for c, v in fixed.items())
+def _scoped(rule: ir.Rule, request: dict) -> bool:
+    """The rule's scope admits the request (for indications, one of the request's values)."""
+    def admits(concept, value) -> bool:
+        scope = rule.scope_values(concept)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        return scope is None or any(v in scope for v in values)
+    return all(admits(c, v) for c, v in request.items())
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _request_says(node: ir.Node, facts: dict, want: bool) -> bool:
+    """False when `node` cannot come out as `want` because of the request alone (which is never
+    changed): e.g. an alternative "service in {trial}" on an implant request."""
+    test = node.test
+    if isinstance(test, ir.OneOf) and test.concept in REQUEST:
+        value = facts.get(test.concept)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        return any(v in test.values for v in values) == want
+    if isinstance(test, ir.Not):
+        return _request_says(test.child, facts, not want)
+    if isinstance(test, ir.All) and want or isinstance(test, ir.Any) and not want:
+        return all(_request_says(k, facts, want) for k in ir.children(node))
+    return True
+
+
+def _open(kids, facts: dict, want: bool) -> list:
+    """The alternatives worth drawing from: those already as wanted (nothing to change, nothing
+    undone), else those the request leaves open (all of them, if none is)."""
+    done = [k for k in kids if _guess(k, facts) == want]
+    return done or [k for k in kids if _request_says(k, facts, want)] or list(kids)
+
+
+_CMP = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, "==": lambda a, b: a == b,
+        ">=": lambda a, b: a >= b, ">": lambda a, b: a > b}
+
+
+def _guess(node: ir.Node, facts: dict) -> bool:
+    """Whether `node` holds on `facts` - a guide for drawing patients only: every decision about a
+    generated patient is the engines' own, so a wrong guess here costs search power, never truth."""
+    test = node.test
+    value = facts.get(getattr(test, "concept", None))
+    members = set(value) if isinstance(value, (list, tuple)) else {value}
+    match test:
+        case ir.IsTrue():
+            return value is True
+        case ir.Compare(_, op, bound, unit):
+            return isinstance(value, (int, float)) and unit != "date" and _CMP[op](Decimal(str(value)), bound)
+        case ir.OneOf(_, values):
+            return value is not None and bool(members & set(values))
+        case ir.HasAll(_, values):
+            return set(values) <= members
+        case ir.CountAtLeast(_, values, n):
+            return len(members & set(values)) >= n
+        case ir.Documented():
+            return value is not None
+        case ir.Not(child):
+            return not _guess(child, facts)
+        case ir.All(kids):
+            return all(_guess(k, facts) for k in kids)
+        case ir.Any(kids):
+            return any(_guess(k, facts) for k in kids)
+        case ir.AtLeast(n, kids):
+            return sum(_guess(k, facts) for k in kids) >= n
+    return False
 
 
 def _satisfy(draw, node: ir.Node, want: bool, facts: dict, loaded: Loaded, touched: set, met: list) -> None:
@@ -143,18 +227,25 @@ def _satisfy(draw, node: ir.Node, want: bool, facts: dict, loaded: Loaded, touch
         case ir.Any() if not want:
             chosen = list(kids)
         case ir.All() | ir.Any():
-            chosen = [draw(st.sampled_from(kids))]
+            chosen = [draw(st.sampled_from(_open(kids, facts, want)))]
         case ir.AtLeast(n):
             k = n if want else len(kids) - n + 1
-            chosen = draw(st.permutations(kids))[:k]
+            chosen = draw(st.permutations(_open(kids, facts, want)))[:k]
         case _:
             c = loaded.vocab.concepts[node.test.concept]
+            if c.name in REQUEST:  # the request is chosen first and never changed to suit a criterion
+                return
+            if isinstance(node.test, ir.Documented) and want:  # any value will do: let a sibling choose it
+                if c.name not in facts:
+                    facts[c.name] = _plain(leaf_values(c, node.test, True, None, loaded.vocab)[0])
+                return
             if not want and c.name in touched:
                 return
             touched.add(c.name)
             if want:
                 met.append(node)
-            options = leaf_values(c, node.test, want, facts.get(c.name), loaded.vocab) + ([] if want else [None])
+            removable = not want and c.name not in facts  # a documented fact is changed, not dropped
+            options = leaf_values(c, node.test, want, facts.get(c.name), loaded.vocab) + ([None] if removable else [])
             if options:
                 value = draw(st.sampled_from(options))
                 facts.pop(c.name, None) if value is None else facts.__setitem__(c.name, list(value) if isinstance(value, tuple) else value)
@@ -165,9 +256,11 @@ def _satisfy(draw, node: ir.Node, want: bool, facts: dict, loaded: Loaded, touch
 
 @st.composite
 def near_coverage(draw, loaded: Loaded, payers: list[str], fixed: dict | None = None, noise: int = 1) -> Patient:
-    """A patient on the edge of some chosen payer's covering (or referring) rule; a third of the time also
-    meeting another rule with conditions of its own (a contraindication, an age limit, ...), so
-    that rules of different payers meet on one patient."""
+    """A patient on the edge of some chosen payer's covering (or referring) rule: half the time also
+    meeting up to three other payers' covering rules for the same request, and a third of the time
+    another rule with conditions of its own (a contraindication, an age limit, ...), so that rules of
+    different payers meet on one patient; then, half the time, one criterion of the chosen rule just
+    fails (a near miss)."""
     fixed = fixed or {}
     chosen = [p for p in loaded.program.policies if p.id in payers]
     rules = [(p, r) for p in chosen for r in p.rules if r.outcome.kind in ("covered", "review") and _scoped(r, fixed)]
@@ -175,22 +268,31 @@ def near_coverage(draw, loaded: Loaded, payers: list[str], fixed: dict | None = 
         return draw(patients(loaded, fixed=fixed))
     policy, rule = draw(st.sampled_from(rules))
     own = {"line_of_business": policy.lines}  # a line the policy serves, unless the rule names one
-    facts = {c: draw(st.sampled_from(rule.scope_values(c) or own.get(c) or _request_values(loaded, c))) for c in REQUEST}
+    facts = {c: _request(draw, loaded, c, rule.scope_values(c) or own.get(c) or _request_values(loaded, c)) for c in REQUEST}
     facts.update(fixed)
     targets = [rule]
-    request = {c: facts[c] for c in ("service", "indication")}
+    request = {c: facts[c] for c in ("service", "indications")}
+    first = dict(facts)
     others = [r for p in chosen for r in p.rules if r.conditions and r is not rule and _scoped(r, request)
               and r.name != "outside_lines"]  # rules that can meet the first one on this request
+    covering = [r for p in chosen if p is not policy for r in p.rules
+                if r.outcome.kind == "covered" and r.conditions and _scoped(r, request)]
+    if covering and draw(st.booleans()):  # half the time, meet other payers' covering rules too, so that
+        targets += draw(st.lists(st.sampled_from(covering), min_size=1, max_size=3, unique=True))  # a near miss
+        #                                                            separates payers on one criterion
     if others and draw(st.integers(0, 2)) == 0:
         targets.append(draw(st.sampled_from(others)))
     met: list[ir.Node] = []
-    for i, target in enumerate(targets):
+    for target in targets[1:] + targets[:1]:  # the chosen rule last, so that its facts win
         touched: set[str] = set()
         for node in target.conditions:
-            _satisfy(draw, node, True, facts, loaded, touched, met if i == 0 else [])
+            _satisfy(draw, node, True, facts, loaded, touched, met if target is rule else [])
         for node in target.exceptions:
-            _satisfy(draw, node, False, facts, loaded, touched, met if i == 0 else [])
+            _satisfy(draw, node, False, facts, loaded, touched, met if target is rule else [])
     facts.update(fixed)  # a rule may test the request in its conditions too
+    for concept in REQUEST:  # ... but never leave it without one: a patient file always states it
+        if not facts.get(concept):
+            facts[concept] = request[concept] if concept in request else first[concept]
     leaves = [n for n in met if n.test.concept not in REQUEST]  # criteria of the first rule it meets
     bounds = [n for n in leaves if isinstance(n.test, (ir.Compare, ir.CountAtLeast))]
     if leaves and draw(st.booleans()):  # a near miss: one criterion of the rule just fails,
