@@ -7,10 +7,12 @@ Bad input never prints a traceback.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -29,16 +31,37 @@ from reasoner.paths import policies_dir
 
 EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Executable health-insurance coverage policies: decide, compare, explain.")
 
-PoliciesOpt = typer.Option(None, "--policies", help="Policy folder (default: the bundled policies/).")
+PoliciesOpt = typer.Option(None, "--policies", metavar="DIR", help="Policy folder (default: the bundled policies/).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"reasoner {version('reasoner')}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _options(
+    width: Optional[int] = typer.Option(None, "--width", metavar="N", min=20,
+                                        help="Wrap tables and trees at N columns (default: the terminal's width; "
+                                             "output to a pipe or file is never wrapped)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Executable health-insurance coverage policies: decide, compare, explain."""
+    render.WIDTH = width
+
+
 def _fail(problems, as_json: bool, code: int = EXIT_INPUT) -> None:
+    """Report problems on standard error (as JSON with --json) and exit with `code`."""
     if as_json:
-        print(json.dumps({"errors": [{"where": p.where, "severity": p.severity, "message": p.message} for p in problems]}, indent=2))
+        print(json.dumps({"errors": [{"where": p.where, "severity": p.severity, "message": p.message} for p in problems]},
+                         indent=2), file=sys.stderr)
     else:
         render.console(stderr=True).print(render.problems_text(problems), end="")
     raise typer.Exit(code)
@@ -72,8 +95,8 @@ def _check_request(loaded: Loaded, service: str | None, indication: str | None, 
 
 @app.command()
 def check(
-    patient: Path = typer.Argument(..., help="Patient file (YAML or JSON) in the shared vocabulary."),
-    payer: Optional[list[str]] = typer.Option(None, "--payer", help="Only these payers (repeatable)."),
+    patient: Path = typer.Argument(..., metavar="PATIENT", help="Patient file (YAML or JSON) in the shared vocabulary."),
+    payer: Optional[list[str]] = typer.Option(None, "--payer", metavar="ID", help="Only these payers (repeatable)."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -109,14 +132,14 @@ def _one_payer(loaded: Loaded, payer: str, as_json: bool) -> str:
     return _payers(loaded, [payer], as_json)[0]
 
 
-PatientArg = typer.Argument(..., help="Patient file (YAML or JSON) in the shared vocabulary.")
-ServiceOpt = typer.Option(None, "--service", help="Ask about this service instead of the patient's.")
+PatientArg = typer.Argument(..., metavar="PATIENT", help="Patient file (YAML or JSON) in the shared vocabulary.")
+ServiceOpt = typer.Option(None, "--service", metavar="SERVICE", help="Ask about this service instead of the patient's.")
 
 
 @app.command()
 def why(
     patient: Path = PatientArg,
-    payer: str = typer.Option(..., "--payer", help="The payer whose decision to explain."),
+    payer: str = typer.Option(..., "--payer", metavar="ID", help="The payer whose decision to explain."),
     service: Optional[str] = ServiceOpt,
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
@@ -135,10 +158,10 @@ def why(
 @app.command("why-not")
 def why_not(
     patient: Path = PatientArg,
-    payer: str = typer.Option(..., "--payer", help="The payer whose decision to explain."),
-    decision: str = typer.Option("covered", "--decision", help="The decision wanted (covered, denied, review, not_addressed)."),
+    payer: str = typer.Option(..., "--payer", metavar="ID", help="The payer whose decision to explain."),
+    decision: str = typer.Option("covered", "--decision", metavar="DECISION", help="The decision wanted (covered, denied, review, not_addressed)."),
     service: Optional[str] = ServiceOpt,
-    repairs: int = typer.Option(5, "--repairs", min=0, help="How many minimal repairs to search for (0: none)."),
+    repairs: int = typer.Option(5, "--repairs", min=0, metavar="N", help="How many minimal repairs to search for (0: none)."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -163,12 +186,12 @@ def why_not(
 
 @app.command()
 def batch(
-    input: Path = typer.Argument(..., help="Patients as JSONL, CSV (sets as a;b;c) or Parquet, one per row."),
-    payer: Optional[list[str]] = typer.Option(None, "--payer", help="Only these payers (repeatable)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: standard output)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="jsonl, csv or parquet (default: from --out, else jsonl)."),
-    on_error: str = typer.Option("skip", "--on-error", help="skip: report bad rows and go on; reject: stop at the first."),
-    chunk: int = typer.Option(50_000, "--chunk", min=1, help="Patients decided per query."),
+    input: Path = typer.Argument(..., metavar="INPUT", help="Patients as JSONL, CSV (sets as a;b;c) or Parquet, one per row."),
+    payer: Optional[list[str]] = typer.Option(None, "--payer", metavar="ID", help="Only these payers (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Output file (default: standard output)."),
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help="jsonl, csv or parquet (default: from --out, else jsonl)."),
+    on_error: str = typer.Option("skip", "--on-error", metavar="MODE", help="skip: report bad rows and go on; reject: stop at the first."),
+    chunk: int = typer.Option(50_000, "--chunk", min=1, metavar="N", help="Patients decided per query."),
     policies: Optional[Path] = PoliciesOpt,
 ) -> None:
     """Decide a whole file of patients with the fast (DuckDB) backend, streaming in chunks.
@@ -182,9 +205,12 @@ def batch(
     loaded = _load(policies, False)
     chosen = _payers(loaded, payer, False)
     problems: list[Problem] = []
-    fmt = fmt or (out.suffix.lstrip(".").lower() if out else "jsonl")
     usage = []
-    if fmt not in b.FORMATS:
+    if fmt is None and out is not None and out.suffix.lstrip(".").lower() not in b.FORMATS:
+        usage.append(Problem("--out", f"cannot tell the output format from '{out.name}'; name the file .jsonl, .csv or "
+                                      ".parquet, or give --format."))
+    fmt = fmt or (out.suffix.lstrip(".").lower() if out else "jsonl")
+    if fmt not in b.FORMATS and not usage:
         usage.append(Problem("--format", f"unknown format '{fmt}'; use one of {', '.join(b.FORMATS)}."))
     if on_error not in ("skip", "reject"):
         usage.append(Problem("--on-error", f"'{on_error}' is neither skip nor reject."))
@@ -248,17 +274,26 @@ def _sink(out: Optional[Path], source: Path, on_error: str):
 
 @app.command("lint")
 def lint_cmd(
-    files: Optional[list[Path]] = typer.Argument(None, help="Policy files (default: every *.policy in the folder)."),
+    files: Optional[list[Path]] = typer.Argument(None, metavar="[POLICY]...", help="Policy files (default: every *.policy in the folder)."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Check policy files against the grammar and vocabulary; print every problem with file:line:column."""
-    folder = Path(policies) if policies else policies_dir()
+    folder = Path(policies) if policies else (files[0].parent if files else policies_dir())
     vocab_path = folder / VOCABULARY_FILE
-    if files:
-        vocab_path = next((f.parent / VOCABULARY_FILE for f in files if (f.parent / VOCABULARY_FILE).exists()), vocab_path)
+    if files and not policies and not vocab_path.is_file():
+        vocab_path = policies_dir() / VOCABULARY_FILE  # a draft outside any policy folder: the bundled vocabulary
     targets = list(files) if files else policy_files(folder)
-    _, checked, problems = lint(targets, vocab_path)
+    if not vocab_path.is_file():  # as `load` does: a folder without its vocabulary is not a policy folder
+        problems = [Problem(str(folder), f"no {VOCABULARY_FILE} in this folder; every policy folder needs the shared "
+                                         "vocabulary (or give --policies FOLDER).")]
+        checked = []
+    elif not targets:
+        problems, checked = [Problem(str(folder), "no *.policy files found.")], []
+    else:
+        vocab, checked, problems = lint(targets, vocab_path)
+        if vocab is not None and not any(p.severity == "error" for p in problems):
+            problems += _dead_rules(checked, vocab, problems)
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         print(json.dumps({"schema": "reasoner.lint/1", "files": [str(t) for t in targets],
@@ -270,11 +305,32 @@ def lint_cmd(
     raise typer.Exit(EXIT_LINT if errors else EXIT_OK)
 
 
+def _dead_rules(policies, vocab, known: list[Problem]) -> list[Problem]:
+    """Warnings for rules that can never decide, proven by the solver (rules the checker already
+    warned about are not repeated)."""
+    from reasoner.engines.solver import RULES_CHECKED, dead_rules
+
+    warned = {p.where for p in known}
+    out = []
+    for policy in policies:
+        if len(policy.rules) > RULES_CHECKED:
+            out.append(Problem(policy.source, f"{len(policy.rules)} rules: more than {RULES_CHECKED}, so rules that can "
+                                              "never decide were not looked for.", "warning"))
+            continue
+        for rule, by in dead_rules(policy, vocab):
+            if rule.where in warned or not rule.where:
+                continue
+            why = (f"the rules before it ({', '.join(by)}) always decide first" if by
+                   else "its scope, conditions and exceptions can never hold together")
+            out.append(Problem(rule.where, f"rule '{rule.name}' can never decide: {why}.", "warning"))
+    return out
+
+
 @app.command("matrix")
 def matrix_cmd(
-    service: Optional[str] = typer.Option(None, "--service", help="Only rules for this service (e.g. implant)."),
-    indication: Optional[str] = typer.Option(None, "--indication", help="Only rules for this indication."),
-    payer: Optional[list[str]] = typer.Option(None, "--payer", help="Only these payers (repeatable)."),
+    service: Optional[str] = typer.Option(None, "--service", metavar="SERVICE", help="Only rules for this service (e.g. implant)."),
+    indication: Optional[str] = typer.Option(None, "--indication", metavar="INDICATION", help="Only rules for this indication."),
+    payer: Optional[list[str]] = typer.Option(None, "--payer", metavar="ID", help="Only these payers (repeatable)."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -296,16 +352,21 @@ def matrix_cmd(
 
 @app.command("diff")
 def diff_cmd(
-    payers: Optional[list[str]] = typer.Option(None, "--payers", help="Payers to compare: --payers A,B or repeated "
+    payers: Optional[list[str]] = typer.Option(None, "--payers", metavar="IDS", help="Payers to compare: --payers A,B or repeated "
                                                "(default: all)."),
-    service: Optional[str] = typer.Option(None, "--service", help="Only requests for this service (e.g. implant)."),
-    indication: Optional[str] = typer.Option(None, "--indication", help="Only requests for this indication."),
-    examples: int = typer.Option(500, "--examples", min=1, help="Patients to generate."),
-    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same patients and classes."),
+    service: Optional[str] = typer.Option(None, "--service", metavar="SERVICE", help="Only requests for this service (e.g. implant)."),
+    indication: Optional[str] = typer.Option(None, "--indication", metavar="INDICATION", help="Only requests for this indication."),
+    examples: int = typer.Option(500, "--examples", min=1, metavar="N", help="Patients to generate."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Seed: the same seed gives the same patients and classes."),
     exhaustive: bool = typer.Option(False, "--exhaustive", help="Also prove, with a solver over a finite abstraction "
                                     "of the vocabulary, which classes exist; report those the search missed."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write the full report to FILE.md or FILE.html."),
-    show: int = typer.Option(25, "--show", min=0, help="Classes to print in the terminal (the report has all)."),
+    lines: Optional[str] = typer.Option(None, "--lines", metavar="LINE", help="Only members of this line of business "
+                                        "(e.g. commercial); without it, classes that turn on the line are listed as "
+                                        "scope effects."),
+    report: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write the full report to FILE.md or FILE.html."),
+    save_witnesses: Optional[Path] = typer.Option(None, "--save-witnesses", metavar="DIR",
+                                                  help="Write each class's witness as a patient file into DIR."),
+    show: int = typer.Option(25, "--show", min=0, metavar="N", help="Classes to print in the terminal (the report has all)."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -317,6 +378,12 @@ def diff_cmd(
     wanted = list(dict.fromkeys(name for value in payers or [] for name in value.split(",") if name))
     chosen = _payers(loaded, wanted, as_json, "--payers") or [p.id for p in loaded.program.policies]
     _check_request(loaded, service, indication, as_json)
+    known_lines = loaded.vocab.values_of("line_of_business")
+    if lines is not None and lines not in known_lines:
+        _fail([Problem("--lines", f"unknown line of business '{lines}'.{did_you_mean(lines, known_lines)} "
+                                  f"Known: {', '.join(known_lines)}.")], as_json, EXIT_USAGE)
+    if save_witnesses is not None and not save_witnesses.is_dir():
+        _fail([Problem("--save-witnesses", f"'{save_witnesses}' is not a folder; create it first.")], as_json, EXIT_USAGE)
     if len(chosen) < 2:
         _fail([Problem("--payers", "name at least two payers to compare.")], as_json, EXIT_USAGE)
     if report is not None and report.suffix.lower() not in (".md", ".html"):
@@ -325,27 +392,55 @@ def diff_cmd(
         _fail([Problem("--report", f"the folder of '{report}' does not exist; nothing was searched.")], as_json, EXIT_USAGE)
     err = render.console(stderr=True)
     with render.diff_progress(err) as progress:
-        result = diff.search(loaded, chosen, service, indication, examples, seed, progress)
+        result = diff.search(loaded, chosen, service, indication, examples, seed, progress, lines)
         if exhaustive:
             diff.complete(loaded, result, progress)
     themes = diff.themes(result)
-    if report is not None:
-        if report.suffix.lower() == ".md":
-            report.write_text(render.diff_markdown(result, themes), encoding="utf-8")
-        else:
-            recorder = render.console(width=120)
-            recorder.record = True
-            with recorder.capture():
-                for part in render.diff_summary(result, themes):
-                    recorder.print(part)
-            recorder.save_html(str(report))
-        err.print(f"report written to {report}")
+    try:
+        if report is not None:
+            _write_report(report, result, themes)
+            err.print(f"report written to {report}")
+        if save_witnesses is not None:
+            files = diff.witness_files(result, loaded.vocab)
+            for name, patient in files.items():
+                _write_text(save_witnesses / f"{name}.yaml", _yaml(patient))
+            err.print(f"{render.plural(len(files), 'witness', 'witnesses')} written to {save_witnesses}")
+    except OutputError as error:
+        _fail(error.problems, as_json, EXIT_OUTPUT)
     if as_json:
         print(json.dumps(diff.as_json(result), indent=2))
     else:
         out = render.console()
         for part in render.diff_summary(result, themes, limit=show):
             out.print(part)
+
+
+def _write_text(path: Path, text: str) -> None:
+    from reasoner.io.output import atomic_output
+
+    with atomic_output(path, [], binary=False) as handle:
+        handle.write(text)
+
+
+def _yaml(data: dict) -> str:
+    """A patient mapping as YAML 1.2 text (what patient files are read as)."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = None
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    return buffer.getvalue()
+
+
+def _write_report(report: Path, result, themes) -> None:
+    """The full report as Markdown, or as an HTML page of the same summary."""
+    if report.suffix.lower() == ".md":
+        _write_text(report, render.diff_markdown(result, themes))
+        return
+    _write_text(report, render.diff_html(result, themes))
 
 
 @app.command("policies")
@@ -364,12 +459,31 @@ def policies_cmd(policies: Optional[Path] = PoliciesOpt, as_json: bool = JsonOpt
 
 
 def _stop(signum, frame) -> None:
-    """Ctrl-C and SIGTERM end a run the same way: cleanup runs and partial output files are removed."""
+    """Ctrl-C and SIGTERM end a run the same way: cleanup runs and partial output files are removed.
+
+    Libraries on the stack (the solver, the Datalog engine) may catch the KeyboardInterrupt and go
+    on; a watchdog then ends the process 1.5 s later with the same exit code. Outputs are written to
+    partial files renamed only when complete, so ending there leaves nothing that looks finished."""
     _signals.append(signum)
+    if len(_signals) == 1:
+        def _exit():
+            sys.stderr.write("interrupted; no partial output was left.\n")
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        watchdog = threading.Timer(1.5, _exit)
+        watchdog.daemon = True
+        watchdog.start()
     raise KeyboardInterrupt
 
 
 _signals: list[int] = []
+
+
+def _unraisable(unraisable) -> None:
+    """An interruption that lands in a callback Python cannot raise from (a garbage-collection hook)
+    is not an error to report: the watchdog above ends the run."""
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
 
 
 def main() -> None:
@@ -377,6 +491,7 @@ def main() -> None:
     signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    sys.unraisablehook = _unraisable
     try:
         app()
     except BrokenPipeError:  # e.g. `reasoner policies | head`

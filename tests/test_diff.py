@@ -133,7 +133,7 @@ def test_diff_cli_json_and_reports(at_root, tmp_path):
     result = runner.invoke(app, args + ["--json", "--report", str(tmp_path / "r.md")])
     assert result.exit_code == EXIT_OK, result.output
     doc = json.loads(result.stdout)
-    assert doc["schema"] == "reasoner.diff/1" and doc["payers"] == PAIR and doc["seed"] == 1
+    assert doc["schema"] == "reasoner.diff/2" and doc["payers"] == PAIR and doc["seed"] == 1
     assert all({"a", "b", "witness", "found_by", "patients"} <= set(c) for c in doc["classes"])
     assert (tmp_path / "r.md").read_text().startswith("# Disagreements among cam70141, cmm210")
     html = runner.invoke(app, args + ["--report", str(tmp_path / "r.html")])

@@ -82,3 +82,18 @@ def test_payload_values_are_data(fast):
     facts = validate(weird, LOADED.vocab).facts
     (outcome,) = fast.decide([facts])
     assert outcome["geisinger"].rule is not None
+
+
+def test_very_wide_criteria_stay_within_the_sql_parsers_depth(tmp_path):
+    """at_least 1 of a thousand items (robustness M4): the SQL nests logarithmically, not a thousand deep."""
+    for vocab in (ROOT / "policies").glob("*.vocab"):
+        (tmp_path / vocab.name).write_text(vocab.read_text())
+    items = " ".join(f"pain_trial_relief >= {i / 10} %" for i in range(1000, 0, -1))
+    (tmp_path / "wide.policy").write_text(
+        'policy wide { payer "W" document "W-1" "Wide" version "1" lines all cite "s" }\n'
+        f'rule r "R" cite "s" {{ if at_least 1 of {{ {items} }} decide covered }}\n')
+    loaded = load(tmp_path)
+    facts = [validate({"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial",
+                       "pain_trial_relief": v}, loaded.vocab).facts for v in (0, 0.05, 0.1, 55)]
+    decisions = [o["wide"].decision for o in FastBackend(loaded.program, loaded.vocab).decide(facts)]
+    assert decisions == ["not_addressed", "not_addressed", "covered", "covered"]

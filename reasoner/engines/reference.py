@@ -50,23 +50,28 @@ class Engine:
     def __init__(self, program: ir.Program, vocab: Vocabulary):
         self.program, self.vocab = program, vocab
         self.compiled = dl.compile_program(program, vocab)
-        self._logic = None
+        self._logic = threading.local()  # this engine's knowledge base, one per thread
         self._activate()
 
     def _activate(self) -> None:
-        """Make this engine's knowledge base the current thread's, loading it on first use."""
+        """Make this engine's knowledge base the current thread's, loading it on first use in the thread.
+
+        pyDatalog keeps one knowledge base per thread, and a handle shared across threads shares
+        its facts (so two threads deciding at once would read each other's patient). Each thread
+        therefore gets its own copy of the program, loaded the first time it decides."""
         if getattr(_active, "engine", None) is self:
             return
-        if self._logic is None:
+        handle = getattr(self._logic, "handle", None)
+        if handle is None:
             Logic()  # a fresh knowledge base for this thread
             for pred, arity in dl.BASE.items():  # declare base relations before any rule negates them
                 assert_fact(pred, *(["_"] * arity))
                 retract_fact(pred, *(["_"] * arity))
             for clause in self.compiled.clauses:
                 pyEngine.assert_(pyEngine.Clause(_literal(clause.head), [_literal(b) for b in clause.body]))
-            self._logic = Logic(True)
+            self._logic.handle = Logic(True)
         else:
-            Logic(self._logic)
+            Logic(handle)
         _active.engine = self
 
     def _ask(self, pred: str, *args) -> list[tuple]:

@@ -202,3 +202,39 @@ def _number(value) -> int | float:
 
 def _compare(x, op: str, v):
     return {"<": x < v, "<=": x <= v, "==": x == v, ">=": x >= v, ">": x > v}[op]
+
+
+# ---------------------------------------------------------------- dead rules (for lint)
+RULES_CHECKED = 400  # beyond this many rules a policy is not proven rule by rule (lint says so)
+
+
+def dead_rules(policy: ir.Policy, vocab: Vocabulary) -> list[tuple[ir.Rule, tuple[str, ...]]]:
+    """Rules that can never decide, with the earlier rules that always decide first (empty when
+    the rule's own scope, conditions and exceptions can never hold together).
+
+    Asked of the solver over the finite abstraction, so "never" holds for every patient. Rules are
+    checked in order against the disjunction of the rules before them, which grows one term at a
+    time (linear, not pairwise)."""
+    enc = Encoding(ir.Program((policy,)), vocab)
+    solver = z3.Solver()
+    solver.add(*enc.domain())
+    fires = [enc.fires(r) for r in policy.rules]
+    earlier: list[z3.BoolRef] = []
+    out = []
+    for i, rule in enumerate(policy.rules):
+        if solver.check(fires[i]) == z3.unsat:
+            out.append((rule, ()))
+        elif earlier and solver.check(fires[i], z3.Not(z3.Or(*earlier))) == z3.unsat:
+            out.append((rule, _shadowing(solver, fires, i, policy)))
+        earlier.append(fires[i])
+    return out
+
+
+def _shadowing(solver: z3.Solver, fires: list, i: int, policy: ir.Policy) -> tuple[str, ...]:
+    """A minimal set of earlier rules that together always fire whenever rule i would."""
+    needed = [j for j in range(i) if solver.check(fires[i], fires[j]) == z3.sat]
+    for j in list(needed):
+        rest = [fires[k] for k in needed if k != j]
+        if rest and solver.check(fires[i], z3.Not(z3.Or(*rest))) == z3.unsat:
+            needed.remove(j)
+    return tuple(policy.rules[j].name for j in needed)

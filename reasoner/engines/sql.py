@@ -95,8 +95,21 @@ def literal(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def chain(op: str, terms: list[str]) -> str:
+    """`a op b op c ...` as a balanced tree of parentheses: a flat chain of a thousand terms nests a
+    thousand deep in the parser (DuckDB refuses past 1000), a balanced one only ten.
+
+    >>> chain("AND", ["a", "b", "c"])
+    '(a AND (b AND c))'
+    """
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return f"({chain(op, terms[:middle])} {op} {chain(op, terms[middle:])})"
+
+
 def _count(flags: list[str]) -> str:
-    return "(" + " + ".join(f"CAST({f} AS INTEGER)" for f in flags) + ")" if flags else "0"
+    return chain("+", [f"CAST({f} AS INTEGER)" for f in flags]) if flags else "0"
 
 
 class _Compiler:
@@ -134,9 +147,9 @@ class _Compiler:
             case ir.OneOf(concept, values) if kind == "enum":
                 return f"COALESCE({self.table.column(concept)} IN ({', '.join(map(literal, values))}), FALSE)"
             case ir.OneOf(concept, values):
-                return "(" + " OR ".join(self._flags(concept, values)) + ")"
+                return chain("OR", self._flags(concept, values)) if values else "FALSE"
             case ir.HasAll(concept, values):
-                return "(" + " AND ".join(self._flags(concept, values)) + ")"
+                return chain("AND", self._flags(concept, values)) if values else "TRUE"
             case ir.CountAtLeast(concept, values, n):
                 return f"({_count(self._flags(concept, values))} >= {n})"
             case ir.Documented(concept) if kind in ("set", "codes"):
@@ -144,9 +157,9 @@ class _Compiler:
             case ir.Documented(concept):
                 return f"({self.table.column(concept)} IS NOT NULL)"
             case ir.All(children):
-                return "(" + " AND ".join(self.node_col[c.id] for c in children) + ")"
+                return chain("AND", [self.node_col[c.id] for c in children]) if children else "TRUE"
             case ir.Any(children):
-                return "(" + " OR ".join(self.node_col[c.id] for c in children) + ")"
+                return chain("OR", [self.node_col[c.id] for c in children]) if children else "FALSE"
             case ir.AtLeast(n, children):
                 return f"({_count([self.node_col[c.id] for c in children])} >= {n})"
             case ir.Not(child):
@@ -166,7 +179,7 @@ class _Compiler:
 def _fires(c: _Compiler, rule: ir.Rule) -> str:
     parts = [c.node_col[n.id] for n in rule.scope + rule.conditions]
     parts += [f"NOT {c.node_col[n.id]}" for n in rule.exceptions]
-    return "(" + " AND ".join(parts) + ")" if parts else "TRUE"
+    return chain("AND", parts) if parts else "TRUE"
 
 
 def _policy_columns(c: _Compiler, policy: ir.Policy) -> list[str]:
@@ -176,7 +189,7 @@ def _policy_columns(c: _Compiler, policy: ir.Policy) -> list[str]:
     kinds = " ".join(f"WHEN {_fires(c, r)} THEN {literal(r.outcome.kind)}" for r in policy.rules)
     failing = []
     for rule in (r for r in policy.rules if r.outcome.kind == "covered"):
-        scope = " AND ".join(c.node_col[n.id] for n in rule.scope) or "TRUE"
+        scope = chain("AND", [c.node_col[n.id] for n in rule.scope]) if rule.scope else "TRUE"
         failing += [f"CASE WHEN {scope} AND NOT {c.node_col[n.id]} THEN {literal(n.id)} END" for n in rule.conditions]
         failing += [f"CASE WHEN {scope} AND {c.node_col[n.id]} THEN {literal(n.id)} END" for n in rule.exceptions]
     joined = f"concat_ws(';', {', '.join(failing)})" if failing else "''"

@@ -159,7 +159,11 @@ def read_json(text: str, where: str) -> object:
 
 
 _DECIMAL = re.compile(r"^[-+]?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^[-+]?\.[0-9]+$")
-_NUMERIC = re.compile(r"^[-+]?(\.?[0-9]|0[oxb]|\.(inf|nan|Inf|NaN|INF|NAN))")
+# What some YAML 1.1 or 1.2 resolver reads as a number: digits with dots, underscores, colons
+# (sexagesimal) or an exponent; hexadecimal, octal and binary; infinities and NaN. Text such as
+# 001-abc is not number-like and stays text.
+_NUMERIC = re.compile(r"^(?=[-+]?\.?[0-9])[-+]?([0-9][0-9_]*)?(\.[0-9_]*)?(:[0-9_.]+)*([eE][-+]?[0-9]+)?$"
+                      r"|^[-+]?0[xob][0-9a-fA-F_]+$|^[-+]?\.(inf|nan|Inf|NaN|INF|NAN)$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$")
 
 

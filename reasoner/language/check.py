@@ -462,7 +462,8 @@ class _Checker:
             scope.append(ir.Node(f"{pid}/{rule.name}/for{i}", describe(test), cite, test))
         conds = tuple(self.item(it, f"{pid}/{rule.name}/if{i}", cite) for i, it in enumerate(rule.when, 1))
         excepts = tuple(self.item(it, f"{pid}/{rule.name}/unless{i}", cite) for i, it in enumerate(rule.unless, 1))
-        return ir.Rule(f"{pid}/{rule.name}", rule.name, rule.label, cite, tuple(scope), conds, excepts, self.outcome(rule))
+        return ir.Rule(f"{pid}/{rule.name}", rule.name, rule.label, cite, tuple(scope), conds, excepts,
+                       self.outcome(rule), str(rule.span))
 
     def lines_rule(self, lines: s.HeaderField, values: tuple[str, ...]) -> ir.Rule:
         """The implicit first rule: a line of business the policy does not list is outside its scope."""
@@ -476,20 +477,20 @@ class _Checker:
                        cite, (), (documented, not_listed), (), ir.Outcome("not_addressed", None, None, None))
 
     def unreachable(self, rules: list[ir.Rule], decls: list[s.RuleDecl]) -> None:
-        """Warn about a rule that an earlier unconditional rule with a wider scope always pre-empts."""
-        for i, (later, decl) in enumerate(zip(rules, decls)):
-            for earlier in rules[:i]:
-                if earlier.conditions or earlier.exceptions:
-                    continue
-                if all(self._covers(earlier, later, c) for c in SCOPE_CONCEPTS.values()):
+        """Warn about a rule that an earlier unconditional rule with a wider scope always pre-empts.
+
+        Only the distinct scopes of unconditional rules are kept, so this stays linear in the number
+        of rules (`reasoner lint` also asks the solver, which finds every rule that can never decide)."""
+        seen: dict[tuple, ir.Rule] = {}  # scope of an unconditional rule -> the first such rule
+        for later, decl in zip(rules, decls):
+            for scope, earlier in seen.items():
+                if all(va is None or (vb is not None and set(vb) <= set(va))
+                       for va, vb in zip(scope, _scope(later))):
                     self.warn(decl.span, f"rule '{later.name}' can never decide: the earlier rule '{earlier.name}' "
                                          "has no conditions and a scope that includes this one.")
                     break
-
-    @staticmethod
-    def _covers(a: ir.Rule, b: ir.Rule, concept: str) -> bool:
-        va, vb = a.scope_values(concept), b.scope_values(concept)
-        return va is None or (vb is not None and set(vb) <= set(va))
+            if not later.conditions and not later.exceptions:
+                seen.setdefault(_scope(later), later)
 
     # ------------------------------------------------------------------ whole file
     def run(self) -> ir.Policy:
@@ -533,6 +534,10 @@ class _Checker:
         assumed = "lines" in fields and fields["lines"].assumed
         return ir.Policy(self.tree.header.policy_id, get("payer"), get("document"), get("document", 1),
                          get("version"), lines, outside + tuple(rules), self.tree.span.file, assumed)
+
+
+def _scope(rule: ir.Rule) -> tuple:
+    return tuple(rule.scope_values(c) for c in SCOPE_CONCEPTS.values())
 
 
 def _macro(expr: s.Expr) -> str | None:

@@ -123,6 +123,7 @@ class Rule:
     conditions: tuple[Node, ...]
     exceptions: tuple[Node, ...]
     outcome: Outcome
+    where: str = ""  # file:line:column of the rule in its policy file
 
     def scope_values(self, concept: str) -> tuple[str, ...] | None:
         """The values the rule is limited to on `concept`, or None when it is not limited."""

@@ -347,10 +347,22 @@ def parse_text(text: str, file: str = "<text>"):
         raise PolicyError([Problem(where, f"cannot read the file: {err.orig_exc}.")]) from None
 
 
+MAX_BYTES = 20_000_000
+
+
 def parse_file(path: Path):
-    """Parse one file; unreadable files are reported like syntax errors."""
+    """Parse one file; unreadable files are reported like syntax errors. Only regular files are
+    read (a FIFO would block forever, /dev/zero never ends), and only up to MAX_BYTES."""
+    path = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        if not path.is_file():
+            what = "does not exist" if not path.exists() else "is not a regular file (a folder, device or pipe)"
+            raise PolicyError([Problem(str(path), f"cannot read the file: it {what}.")])
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise PolicyError([Problem(str(path), f"the file is larger than {MAX_BYTES // 1_000_000} MB.")])
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise PolicyError([Problem(str(path), f"cannot read the file: {err}")]) from None
+        raise PolicyError([Problem(str(path), f"cannot read the file: {getattr(err, 'strerror', None) or err}.")]) from None
     return parse_text(text, str(path))

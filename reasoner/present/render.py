@@ -25,7 +25,7 @@ def decisions_table(patient_id: str, decisions: list[Decision]) -> Table:
     assumed = sorted({a for d in decisions for a in d.assumptions})
     notes = "\n".join(f"assumed by {', '.join(d.policy for d in decisions if a in d.assumptions)}: {a}" for a in assumed)
     table = Table(title=f"Decisions for {escape(safe_text(patient_id))}", title_justify="left", show_lines=False,
-                  caption=notes or None, caption_justify="left")
+                  caption=Text(safe_text(notes)) if notes else None, caption_justify="left")
     for column in ("payer", "decision", "kind", "prior auth", "deciding rule", "citation"):
         table.add_column(column, overflow="fold")
     for d in decisions:
@@ -35,10 +35,10 @@ def decisions_table(patient_id: str, decisions: list[Decision]) -> Table:
         table.add_row(
             Text(d.policy, style="bold"),
             Text(d.kind, style=STYLE[d.kind]),
-            Text(kind),
+            Text(safe_text(kind)),
             Text(_pa(d.prior_auth)),
-            Text(d.rule_label) + (Text(f" ({d.rule})", style="dim") if d.rule else Text("")),
-            Text(str(d.cite) if d.cite else "—"),
+            Text(safe_text(d.rule_label)) + (Text(f" ({d.rule})", style="dim") if d.rule else Text("")),
+            Text(safe_text(d.cite) if d.cite else "—"),
         )
     return table
 
@@ -60,7 +60,7 @@ def problems_text(problems: list[Problem] | tuple[Problem, ...]) -> Text:
     return out
 
 
-def _scope(policy: ir.Policy, concept: str) -> str:
+def _covers(policy: ir.Policy, concept: str) -> str:
     values: list[str] = []
     for rule in policy.rules:
         if rule.outcome.kind in ("covered", "review"):
@@ -76,7 +76,7 @@ def policies_table(program: ir.Program) -> Table:
         table.add_column(column, overflow="fold")
     for p in program.policies:
         table.add_row(Text(p.id, style="bold"), Text(p.payer), Text(f"{p.document} {p.title}"), Text(p.version),
-                      Text(", ".join(p.lines)), Text(_scope(p, "service")), Text(_scope(p, "indications")),
+                      Text(", ".join(p.lines)), Text(_covers(p, "service")), Text(_covers(p, "indications")),
                       str(len(p.rules)))
     return table
 
@@ -120,9 +120,18 @@ def _requirement(q, kind: str) -> str:
     return text if q.grants else f"{kind.replace('_', ' ')} when {text}"
 
 
+WIDTH: int | None = None  # --width, set once by the command line
+UNWRAPPED = 100_000  # "width" of output to a pipe or file: lines are never wrapped there
+
+
 def console(no_color: bool = False, width: int | None = None, stderr: bool = False) -> Console:
-    return Console(color_system=None if no_color else "auto", width=width, highlight=False,
-                   soft_wrap=stderr, stderr=stderr)  # messages on stderr stay one line each, for grep
+    """A console for tables, trees and messages. On a terminal it wraps at the terminal's width (or
+    --width); to a pipe or a file nothing is wrapped, so one problem stays one line for grep and a
+    rule name is never split."""
+    probe = Console(stderr=stderr)
+    chosen = width or WIDTH or (None if probe.is_terminal else UNWRAPPED)
+    return Console(color_system=None if no_color else "auto", width=chosen, highlight=False,
+                   soft_wrap=not (width or WIDTH or probe.is_terminal) or stderr, stderr=stderr)
 
 
 @contextmanager
@@ -152,13 +161,13 @@ def _step_text(step, parent_cite=None) -> Text:
     mark, style = _MARK[step.status]
     text = Text.assemble((f"{mark} ", style))
     label = f"absent: {step.children[0].label}" if step.status == "absent" else step.label
-    text.append(label)
+    text.append(safe_text(label))
     if step.test != step.label and step.status != "absent":
-        text.append(f"  [{step.test}]", style="cyan")
+        text.append(f"  [{safe_text(step.test)}]", style="cyan")
     if step.status in ("not documented", "documented otherwise"):
         text.append(f"  {step.status}", style=style)
     for fact in (f for f in step.facts if f.value is not None):
-        text.append(f"  {fact.concept} = {_value(fact.value)}", style="bold")
+        text.append(f"  {fact.concept} = {safe_text(_value(fact.value))}", style="bold")
     if step.members:
         text.append(f"  counted: {', '.join(step.members)}", style="bold")
     if step.cite != parent_cite:  # a citation is shown where it changes, not on every line
@@ -167,14 +176,18 @@ def _step_text(step, parent_cite=None) -> Text:
 
 
 def _add_steps(tree: Tree, steps, cite=None) -> None:
+    """Steps as a tree; a construct the policy wrote as one criterion (a table lookup, a == b) is one
+    line, its parts left to --json."""
     for step in steps:
-        _add_steps(tree.add(_step_text(step, cite)), step.children, step.cite)
+        node = tree.add(_step_text(step, cite))
+        if not step.summary:
+            _add_steps(node, step.children, step.cite)
 
 
 def _rule_text(trace, prefix: str = "") -> Text:
     o = trace.outcome
     outcome = o.kind + (f" ({o.subkind})" if o.subkind else "")
-    return Text.assemble(prefix, (trace.label, "bold"), (f" ({trace.rule})", "dim"), " → ", (outcome, STYLE[o.kind]),
+    return Text.assemble(prefix, (safe_text(trace.label), "bold"), (f" ({trace.rule})", "dim"), " → ", (outcome, STYLE[o.kind]),
                          (f"  — {trace.cite}", "dim"))
 
 
@@ -186,7 +199,7 @@ def _decision_text(d: Decision) -> Text:
 
 def why_tree(w) -> Tree:
     """decision ← rule ← criteria ← facts; then, folded, the earlier rules that did not apply."""
-    tree = Tree(Text.assemble("Why ", _decision_text(w.decision), f"  (patient {w.patient})"))
+    tree = Tree(Text.assemble("Why ", _decision_text(w.decision), f"  (patient {safe_text(w.patient)})"))
     if w.rule is None:
         tree.add(Text("No rule of the policy applies; each rule and what stops it:", style="dim"))
     else:
@@ -199,27 +212,37 @@ def why_tree(w) -> Tree:
 
 
 def why_not_tree(w, repairs=None) -> Tree:
-    """Each path to the wanted decision with everything that stops it; then the verified repairs."""
-    tree = Tree(Text.assemble(f"Why not {w.wanted}? ", _decision_text(w.decision), f"  (patient {w.patient})"))
+    """Each rule that could decide as wanted for this request, with everything that stops it; then
+    the verified repairs. Rules for other services, indications or lines of business are counted,
+    not listed: a repair never changes the request (--json lists them all)."""
+    tree = Tree(Text.assemble(f"Why not {w.wanted}? ", _decision_text(w.decision), f"  (patient {safe_text(w.patient)})"))
+    here = [p for p in w.paths if p.in_scope]
     if not w.paths:
         note = "it already is." if w.decision.kind == w.wanted else f"no rule of this policy decides {w.wanted}."
         tree.add(Text(note, style="dim"))
-    for path in w.paths:
-        head = tree.add(_rule_text(path.trace, "" if path.in_scope else "[other service/indication] "))
+    elif not here:
+        tree.add(Text(f"no rule that decides {w.wanted} applies to this request (its service, indications and line "
+                      f"of business); only a different request could be {w.wanted}.", style="dim"))
+    for path in here:
+        head = tree.add(_rule_text(path.trace))
         if path.trace.preempted_by:
             head.add(Text(f"✘ its criteria hold, but the earlier rule '{path.trace.preempted_by}' decides first",
                           style="red"))
         _add_steps(head, path.trace.steps, path.trace.cite)
-    if repairs is not None:
+    others = len(w.paths) - len(here)
+    if others:
+        tree.add(Text(f"{plural(others, 'other rule')} deciding {w.wanted} apply to other services, indications or lines "
+                      "of business (--json lists them).", style="dim"))
+    if repairs is not None and here:
         fixes = tree.add(Text(f"smallest changes that make it {w.wanted} (each verified by the engine):", style="bold"))
-        if not repairs and w.paths:
+        if not repairs:
             fixes.add(Text("none found within the search bounds", style="dim"))
         for i, r in enumerate(repairs, 1):
-            node = fixes.add(Text.assemble(f"{i}. ", (f"{len(r.changes)} change(s)", "bold"), f" → {r.rule_label} ",
-                                           (f"({r.rule})", "dim")))
+            node = fixes.add(Text.assemble(f"{i}. ", (plural(len(r.changes), "change"), "bold"),
+                                           f" → {safe_text(r.rule_label)} ", (f"({r.rule})", "dim")))
             for c in r.changes:
-                node.add(Text.assemble((c.concept, "bold"), f": {_value(c.before)} → ", (_value(c.after), "green"),
-                                       (f"   needs {c.needed}", "dim")))
+                node.add(Text.assemble((c.concept, "bold"), f": {safe_text(_value(c.before))} → ",
+                                       (safe_text(_value(c.after)), "green"), (f"   needs {safe_text(c.needed)}", "dim")))
     return tree
 
 
@@ -232,56 +255,73 @@ def diff_progress(out: Console):
         yield progress
 
 
-def _criterion_text(c) -> Text:
-    mark, style = ("✔", "green") if c.holds else ("✘", "red")
-    return Text.assemble((f"{mark} ", style), (c.test, "bold"), (f"  {c.label}", ""), (f"  — {c.cite}", "dim"))
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """ "1 patient", "2 patients" """
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def _side_tree(tree: Tree, side) -> None:
+    """One payer's side of a class: its decision and the criteria it rests on, as why-not shows them."""
     kind = side.decision.split(" ", 1)[0]
     branch = tree.add(Text.assemble((f"{side.policy}: ", "bold"), (side.decision, STYLE[kind]),
                                     (f"  {side.rule_label}", ""), (f" ({side.rule})" if side.rule else "", "dim"),
                                     (f"  — {side.cite}" if side.cite else "", "dim")))
-    for c in side.criteria[:6]:
-        branch.add(_criterion_text(c))
-    if len(side.criteria) > 6:
-        branch.add(Text(f"… and {len(side.criteria) - 6} more", style="dim"))
+    _add_steps(branch, side.steps[:6], side.cite)
+    if len(side.steps) > 6:
+        branch.add(Text(f"… and {len(side.steps) - 6} more", style="dim"))
 
 
 def _facts_text(facts: dict) -> str:
     return ", ".join(f"{k}={_value(v)}" for k, v in facts.items())
 
 
+GROUP_TITLE = {"criteria": "Criteria differences: both payers decide by criteria of their own",
+               "scope": "Scope effects: a payer decides by the request alone (line of business, service, indication)"}
+
+
+def _request_scope(result) -> str:
+    parts = [x for x in (result.service, result.indication, result.lines) if x]
+    return ", ".join(parts) or "every service, indication and line of business"
+
+
 def diff_summary(result, themes, limit: int | None = None) -> list:
-    """Headline, recurring themes, each class with its witness, and the payer-pair table."""
-    scope = ", ".join(x for x in (result.service, result.indication) if x) or "every service and indication"
+    """Headline, recurring themes, each class with its witness (criteria differences, then scope
+    effects), and the payer-pair table."""
+    from reasoner.search.diff import ORDER
+
     found = sum(1 for c in result.classes if "search" in c.found_by)
-    head = Text.assemble(("Disagreements among ", "bold"), (", ".join(result.payers), "bold"), (f" — {scope}\n", "bold"),
-                         f"{result.examples} patients generated (seed {result.seed}), {result.disagreeing} with a "
-                         f"disagreement; {len(result.classes)} classes")
+    counts = {g: sum(1 for c in result.classes if c.group == g) for g in GROUP_TITLE}
+    head = Text.assemble(("Disagreements among ", "bold"), (", ".join(result.payers), "bold"),
+                         (f" — {safe_text(_request_scope(result))}\n", "bold"),
+                         f"{plural(result.examples, 'patient')} generated (seed {result.seed}), "
+                         f"{result.disagreeing} with a disagreement; {plural(len(result.classes), 'class', 'classes')} "
+                         f"({counts['criteria']} criteria differences, {counts['scope']} scope effects)")
     if result.exhaustive:
         head.append(f": {found} found by the search, {len(result.classes) - found} only by the exhaustive check "
                     f"(the exhaustive check proves no other class exists)")
+    head.append(f"\nOrder: {ORDER}.", style="dim")
     parts: list = [head]
     if themes:
         tree = Tree(Text("Where one payer denies and others cover", style="bold"))
         for t in themes:
-            node = tree.add(Text.assemble((t.policy, "bold red"), " denies on ",
-                                          ("; ".join(c.test for c in t.criteria), "bold"), f"  ({t.count} patients)"))
-            for c in t.criteria:
-                node.add(_criterion_text(c))
+            node = tree.add(Text.assemble((t.policy, "bold red"), " denies on ", (safe_text(t.reason), "bold"),
+                                          f"  ({plural(t.count, 'patient')})"))
             for other, crit in t.others:
-                shown = "; ".join(c.test for c in crit) or "(criterion not asked)"
-                node.add(Text.assemble((f"{other} covers: ", "green"), shown))
+                shown = "; ".join(c.test for c in crit) or "covers without asking for it"
+                node.add(Text.assemble((f"{other} covers: ", "green"), safe_text(shown)))
         parts.append(tree)
-    classes = result.classes if limit is None else result.classes[:limit]
-    for i, cls in enumerate(classes, 1):
+    shown = result.classes if limit is None else result.classes[:limit]
+    group = None
+    for i, cls in enumerate(shown, 1):
+        if cls.group != group:
+            group = cls.group
+            parts.append(Text(GROUP_TITLE[group], style="bold underline"))
         how = " + ".join(sorted(cls.found_by))
         tree = Tree(Text.assemble((f"{i}. {cls.pattern.a} vs {cls.pattern.b}", "bold"),
-                                  f"  {cls.count} patients", (f"  [{how}]", "dim")))
+                                  f"  {plural(cls.count, 'patient')}", (f"  [{how}]", "dim")))
         _side_tree(tree, cls.a)
         _side_tree(tree, cls.b)
-        tree.add(Text.assemble(("minimal witness: ", "bold"), _facts_text(cls.witness)))
+        tree.add(Text.assemble(("minimal witness: ", "bold"), safe_text(_facts_text(cls.witness))))
         parts.append(tree)
     if limit is not None and len(result.classes) > limit:
         parts.append(Text(f"… {len(result.classes) - limit} more classes (use --json or --report for all).", style="dim"))
@@ -303,34 +343,55 @@ def pair_table(result) -> Table:
     return table
 
 
+def diff_html(result, themes) -> str:
+    """The summary as a standalone HTML page (rich's export of the same trees and tables)."""
+    import io
+
+    recorder = Console(record=True, width=140, file=io.StringIO(), color_system="truecolor")
+    for part in diff_summary(result, themes):
+        recorder.print(part)
+    return recorder.export_html(inline_styles=True)
+
+
+def md(text) -> str:
+    """Text from a policy or patient file made inert in Markdown: no HTML, no links or emphasis, no
+    table breaks, no terminal control characters."""
+    text = safe_text(str(text))
+    for ch in "\\`*_{}[]<>()#+!|":
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("\n", " ")
+
+
 def diff_markdown(result, themes) -> str:
     """The same summary as a Markdown report (every class, no limit)."""
-    scope = ", ".join(x for x in (result.service, result.indication) if x) or "every service and indication"
-    lines = [f"# Disagreements among {', '.join(result.payers)} — {scope}", "",
-             f"{result.examples} patients generated (seed {result.seed}); {result.disagreeing} with a disagreement; "
-             f"{len(result.classes)} classes" + (" (exhaustive check included)." if result.exhaustive else "."), ""]
+    from reasoner.search.diff import ORDER
+
+    lines = [f"# Disagreements among {md(', '.join(result.payers))} — {md(_request_scope(result))}", "",
+             f"{plural(result.examples, 'patient')} generated (seed {result.seed}); {result.disagreeing} with a "
+             f"disagreement; {plural(len(result.classes), 'class', 'classes')}"
+             + (" (exhaustive check included)." if result.exhaustive else "."), "", f"Order: {ORDER}.", ""]
     if themes:
         lines += ["## Where one payer denies and others cover", ""]
         for t in themes:
-            lines.append(f"- **{t.policy}** denies on {'; '.join(f'`{c.test}` ({c.cite})' for c in t.criteria)} — "
-                         f"{t.count} patients; covered by " +
-                         ", ".join(f"{p}" + (f" (`{'; '.join(c.test for c in crit)}`)" if crit else "") for p, crit in t.others))
+            lines.append(f"- **{md(t.policy)}** denies on {md(t.reason)} — {plural(t.count, 'patient')}; covered by " +
+                         ", ".join(md(p) + (f" ({md('; '.join(c.test for c in crit))})" if crit else "") for p, crit in t.others))
         lines.append("")
-    lines += ["## Classes", "", "| # | payer A | decision (rule) | payer B | decision (rule) | patients | found by |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["## Classes", "", "| # | group | payer A | decision (rule) | payer B | decision (rule) | patients | found by |",
+              "|---|---|---|---|---|---|---|---|"]
     for i, c in enumerate(result.classes, 1):
-        lines.append(f"| {i} | {c.a.policy} | {c.a.decision} ({c.a.rule}) | {c.b.policy} | {c.b.decision} ({c.b.rule}) "
-                     f"| {c.count} | {', '.join(sorted(c.found_by))} |")
+        lines.append(f"| {i} | {c.group} | {md(c.a.policy)} | {md(c.a.decision)} ({md(c.a.rule)}) | {md(c.b.policy)} | "
+                     f"{md(c.b.decision)} ({md(c.b.rule)}) | {c.count} | {', '.join(sorted(c.found_by))} |")
     lines.append("")
     for i, c in enumerate(result.classes, 1):
-        lines += [f"### {i}. {c.a.policy} vs {c.b.policy}", ""]
+        lines += [f"### {i}. {md(c.a.policy)} vs {md(c.b.policy)}", ""]
         for s in (c.a, c.b):
-            lines.append(f"- **{s.policy}**: {s.decision} — {s.rule_label} ({s.cite})")
-            lines += [f"  - {'holds' if x.holds else 'fails'}: `{x.test}` — {x.label} ({x.cite})" for x in s.criteria]
-        lines += [f"- minimal witness: `{_facts_text(c.witness)}`", ""]
-    lines += ["## Disagreeing patients by payer pair", "", "| | " + " | ".join(result.payers) + " |",
+            lines.append(f"- **{md(s.policy)}**: {md(s.decision)} — {md(s.rule_label)} ({md(s.cite)})")
+            if s.reason:
+                lines.append(f"  - {'rests on' if s.decision == 'covered' else 'because'}: {md(s.reason)}")
+        lines += [f"- minimal witness: {md(_facts_text(c.witness))}", ""]
+    lines += ["## Disagreeing patients by payer pair", "", "| | " + " | ".join(md(p) for p in result.payers) + " |",
               "|---|" + "---|" * len(result.payers)]
     for a in result.payers:
         row = ["—" if a == b else str(result.pair_count(a, b)) for b in result.payers]
-        lines.append(f"| **{a}** | " + " | ".join(row) + " |")
+        lines.append(f"| **{md(a)}** | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

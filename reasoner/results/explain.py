@@ -210,6 +210,41 @@ def why_not(reasoner: Reasoner, patient: Patient, policy_id: str, wanted: str = 
     return WhyNot(patient.id, decision, wanted, tuple(p for p, _ in paths))
 
 
+def reading(step: Step) -> str:
+    """One line saying what a step tree says, laid out as why-not lays it out: all-of as "and",
+    any-of as "any of (...)", a negation as "not (...)", and at each leaf whether its fact is not
+    documented or documented otherwise. Shared by the diff summaries and reports, so a summary
+    never reads an any-of as if all of it were needed.
+
+    >>> leaf = Step("n1", "DIRE above 13", None, "dire_score > 13 points", False, NOT_DOCUMENTED, (Fact("dire_score", None),))
+    >>> reading(Step("n", "screening", None, "any of", False, FAILS, (), (), (leaf, leaf)))
+    'any of (dire_score > 13 points, dire_score > 13 points), none documented'
+    """
+    if not step.children or step.summary:
+        if step.status == NOT_DOCUMENTED:
+            return f"{step.test} (not documented)"
+        shown = [f"{f.concept} = {_short(f.value)}" for f in step.facts if f.value is not None]
+        if step.status == OTHERWISE or (step.summary and not step.holds and shown):
+            return f"{step.test} ({'; '.join(shown)})" if shown else step.test
+        return step.test
+    kids = [reading(c) for c in step.children]
+    if step.status == ABSENT or step.test.startswith("not"):
+        return f"not ({kids[0]})"
+    if step.test == "all of" or len(kids) == 1:
+        return " and ".join(kids)
+    undocumented = all(leaf.status == NOT_DOCUMENTED for leaf in step.leaves())
+    plain = ", ".join(reading(Step(c.node, c.label, c.cite, c.test, c.holds, HOLDS)) if undocumented else k
+                      for c, k in zip(step.children, kids))
+    head = "any of" if step.test == "any of" else step.test
+    return f"{head} ({plain})" + (", none documented" if undocumented and not step.holds else "")
+
+
+def _short(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return "{" + ", ".join(map(str, value)) + "}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def leaf_facts(steps) -> dict[str, object]:
     """The documented facts a set of steps rests on (for the soundness property and for repair)."""
     out = {}
@@ -247,6 +282,8 @@ def cite_json(cite: ir.Citation | None) -> dict | None:
 def step_json(step: Step) -> dict:
     out = {"criterion": step.node, "label": step.label, "test": step.test, "citation": cite_json(step.cite),
            "holds": step.holds, "status": step.status}
+    if step.summary:
+        out["summary"] = True  # one construct of the policy; `because` holds its lowered parts
     if step.facts:
         out["facts"] = [{"concept": f.concept, "value": json_value(f.value)} for f in step.facts]
     if step.members:

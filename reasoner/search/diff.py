@@ -32,8 +32,8 @@ from reasoner.language import ir
 from reasoner.results.decide import Reasoner
 from reasoner.engines.duck import FastBackend
 from reasoner.errors import InputError
-from reasoner.results.explain import cite_json, failing_leaves, json_value, why, why_not
-from reasoner.io.patient import Patient, validate
+from reasoner.results.explain import cite_json, failing_leaves, json_value, reading, step_json, why, why_not
+from reasoner.io.patient import Patient, nested, validate
 from reasoner.results.repair import FIXED, Proposer, with_change
 from reasoner.engines.solver import Encoding
 from reasoner.search.strategies import near_coverage, patients as random_patients
@@ -67,7 +67,16 @@ class Side:
     rule: str | None
     rule_label: str
     cite: ir.Citation | None
-    criteria: tuple[Criterion, ...]  # failing criteria (not covered) or the contrasting ones (covered)
+    criteria: tuple[Criterion, ...]  # leaf criteria: failing (a denial facing a cover) or contrasting (a cover)
+    steps: tuple = ()  # the same, as the why / why-not trees they come from (any-of kept as any-of)
+
+    @property
+    def reason(self) -> str:
+        """What this side's decision rests on, in one line (see explain.reading)."""
+        return "; ".join(reading(s) for s in self.steps)
+
+
+GROUPS = ("criteria", "scope")  # criteria differences, then effects of the request alone
 
 
 @dataclass
@@ -78,6 +87,7 @@ class DisagreementClass:
     a: Side
     b: Side
     found_by: set[str] = field(default_factory=set)  # "search", "exhaustive"
+    group: str = "criteria"  # "scope": a side is decided by the request alone (line, service, indication)
 
 
 @dataclass
@@ -90,6 +100,7 @@ class Result:
     disagreeing: int  # generated patients on whom some pair disagrees
     classes: list[DisagreementClass]
     exhaustive: bool = False
+    lines: str | None = None  # the line of business searched, when one was fixed
     by_pair: Counter = field(default_factory=Counter)  # (a, b) -> disagreeing patients
     by_indication: Counter = field(default_factory=Counter)  # (a, b, indication) -> disagreeing patients
 
@@ -213,21 +224,41 @@ def _criterion(policy: str, step) -> Criterion:
 
 def describe_side(reasoner: Reasoner, patient: Patient, policy: str, other_kind: str, contrast: set[str]) -> Side:
     """The side's decision and the criteria responsible for it, from why / why-not: a denial facing
-    a covering payer shows what fails (why-not); a covering side shows its criteria on the concepts
-    the other side fails on; any other decision shows what made its rule fire (why)."""
+    a covering payer shows what fails (the complete why-not of its covering rules in scope); a
+    covering side shows its criteria on the concepts the other side fails on; any other decision
+    shows what made its rule fire (why)."""
     w = why(reasoner, patient, policy)
     d = w.decision
     decision = d.kind + (f" ({d.subkind})" if d.subkind else "")
-    steps = [s for top in w.rule.steps for s in top.leaves()] if w.rule else []
+    rule = next((r for r in reasoner.loaded.program.policy(policy).rules if r.name == d.rule), None)
+    tops = list(w.rule.steps) if w.rule else []
+    if rule is not None and not _by_request(rule):  # its own criteria say more than its scope
+        tops = tops[len(rule.scope):]
     if d.kind == "covered":
-        steps = [s for s in steps if s.facts[0].concept in contrast]
+        tops = [s for top in tops for s in top.leaves() if {f.concept for f in s.facts} & (contrast - FIXED)]
     elif d.kind == "denied" and other_kind == "covered":
         wn = why_not(reasoner, patient, policy, "covered")
-        failing = [s for path in wn.paths if path.in_scope and not path.trace.preempted_by
-                   for top in path.trace.steps for s in top.leaves()]
-        steps = failing or steps
-    crit = tuple(dict.fromkeys(_criterion(policy, s) for s in steps))
-    return Side(policy, decision, d.rule, d.rule_label, d.cite, crit)
+        failing = [top for path in wn.paths if path.in_scope and not path.trace.preempted_by for top in path.trace.steps]
+        tops = failing or tops
+    crit = tuple(dict.fromkeys(_criterion(policy, s) for top in tops for s in top.leaves()))
+    return Side(policy, decision, d.rule, d.rule_label, d.cite, crit, tuple(tops))
+
+
+def _by_request(rule: ir.Rule) -> bool:
+    """The rule reads nothing but the request (service, indications, line of business)."""
+    return all(n.test.concept in FIXED for top in ir.rule_nodes(rule) for n in ir.walk(top)
+               if isinstance(n.test, ir.LEAVES))
+
+
+def group_of(program: ir.Program, pattern: Pattern) -> str:
+    """"scope" when a side is decided by the request alone: no rule applies, or the deciding rule
+    reads nothing but the request (a line of business the policy leaves out, a Medicare referral,
+    an indication it calls unproven); "criteria" otherwise."""
+    for policy, rule in ((pattern.a, pattern.rule_a), (pattern.b, pattern.rule_b)):
+        r = next((r for r in program.policy(policy).rules if r.name == rule), None)
+        if r is None or _by_request(r):
+            return "scope"
+    return "criteria"
 
 
 def witness_class(reasoner: Reasoner, pattern: Pattern, facts: dict, count: int) -> DisagreementClass:
@@ -239,20 +270,22 @@ def witness_class(reasoner: Reasoner, pattern: Pattern, facts: dict, count: int)
     a0 = describe_side(reasoner, patient, pattern.a, kb, set())
     b = describe_side(reasoner, patient, pattern.b, ka, {c.concept for c in a0.criteria})
     a = describe_side(reasoner, patient, pattern.a, kb, {c.concept for c in b.criteria}) if ka == "covered" else a0
-    return DisagreementClass(pattern, count, facts, a, b)
+    return DisagreementClass(pattern, count, facts, a, b, group=group_of(program, pattern))
 
 
 # ---------------------------------------------------------------- the two ways of finding classes
 def search(loaded, payers: list[str], service: str | None = None, indication: str | None = None,
-           examples: int = 500, seed: int = 0, progress=None) -> Result:
+           examples: int = 500, seed: int = 0, progress=None, lines: str | None = None) -> Result:
     """Generate, decide with the fast backend, group by class, and build each class's witness."""
-    fixed = {k: v for k, v in (("service", service), ("indications", [indication] if indication else None)) if v}
+    fixed = {k: v for k, v in (("service", service), ("indications", [indication] if indication else None),
+                               ("line_of_business", lines)) if v}
     program = ir.Program(tuple(p for p in loaded.program.policies if p.id in payers))
     task = progress.add_task("generating patients", total=examples) if progress else None
     people = generate(loaded, payers, fixed, examples, seed, (lambda: progress.advance(task)) if progress else None)
     outcomes = FastBackend(program, loaded.vocab).decide([p.facts for p in people])
     per_patient = patterns(payers, outcomes)
-    result = Result(tuple(payers), service, indication, len(people), seed, sum(1 for f in per_patient if f), [])
+    result = Result(tuple(payers), service, indication, len(people), seed, sum(1 for f in per_patient if f), [],
+                    lines=lines)
     counts: Counter = Counter()
     smallest: dict[Pattern, Patient] = {}
     for patient, found in zip(people, per_patient):
@@ -266,21 +299,24 @@ def search(loaded, payers: list[str], service: str | None = None, indication: st
     return result
 
 
+ORDER = "criteria differences first, then scope effects; in each, by patients found (most first), then by payers and rules"
+
+
 def _ordered(classes: list[DisagreementClass]) -> list[DisagreementClass]:
-    """Classes where one payer covers first (what analysts look for), then the most frequent."""
-    return sorted(classes, key=lambda c: ("covered" not in (c.a.decision, c.b.decision), -c.count,
-                                          str(c.pattern)))
+    """Classes in the documented ORDER."""
+    return sorted(classes, key=lambda c: (GROUPS.index(c.group), -c.count, c.pattern.a, c.pattern.b,
+                                          str(c.pattern.rule_a), str(c.pattern.rule_b)))
 
 
 def exhaustive(loaded, payers: list[str], service: str | None = None, indication: str | None = None,
-               progress=None) -> dict[Pattern, dict]:
+               progress=None, lines: str | None = None) -> dict[Pattern, dict]:
     """Every class that exists within the finite abstraction, each with a solver witness checked
     by the reference engine; a class not returned has been proven empty."""
     program = loaded.program
     enc = Encoding(program, loaded.vocab)
     solver = z3.Solver()
     solver.add(*enc.domain())
-    for concept, value in (("service", service), ("indications", indication)):
+    for concept, value in (("service", service), ("indications", indication), ("line_of_business", lines)):
         if value:
             solver.add(enc.fix(concept, value))
     reasoner = Reasoner(loaded)
@@ -317,7 +353,7 @@ def _witnesses(loaded, by_pattern: dict[Pattern, tuple[dict, int]], how: str, pr
 
 def complete(loaded, result: Result, progress=None) -> Result:
     """Adds the exhaustive classes: those the search found are marked, the missed ones added."""
-    proven = exhaustive(loaded, list(result.payers), result.service, result.indication, progress)
+    proven = exhaustive(loaded, list(result.payers), result.service, result.indication, progress, result.lines)
     known = {c.pattern: c for c in result.classes}
     unproven = [p for p in known if p not in proven]
     if unproven:  # the abstraction is exact, so this would be a bug in one of the encodings
@@ -339,6 +375,7 @@ class Theme:
     criteria: tuple[Criterion, ...]
     others: tuple[tuple[str, tuple[Criterion, ...]], ...]  # covering payer, its contrasting criteria
     count: int
+    reason: str = ""  # the denying side's reason in one line (explain.reading)
 
 
 def themes(result: Result) -> list[Theme]:
@@ -356,8 +393,22 @@ def themes(result: Result) -> list[Theme]:
         for _, cover, _ in entries:
             covering.setdefault(cover.policy, cover.criteria)
         out.append(Theme(policy, entries[0][0].criteria, tuple(sorted(covering.items(), key=lambda kv: kv[0])),
-                         sum(n for *_, n in entries)))
+                         sum(n for *_, n in entries), entries[0][0].reason))
     return sorted(out, key=lambda t: (-len(t.others), -t.count, t.policy))
+
+
+SCHEMA = "reasoner.diff/2"
+
+
+def witness_files(result: Result, vocab) -> dict[str, dict]:
+    """Each class's witness as a patient file (records nested), named by its number and payers."""
+    out = {}
+    for i, c in enumerate(result.classes, 1):
+        name = f"{i:03d}-{c.pattern.a}-vs-{c.pattern.b}"
+        description = (f"Witness of class {i}: {c.a.policy} {c.a.decision} ({c.a.rule}), "
+                       f"{c.b.policy} {c.b.decision} ({c.b.rule}).")
+        out[name] = {"id": name, "description": description, **nested(c.witness, vocab)}
+    return out
 
 
 def _criterion_json(c: Criterion) -> dict:
@@ -367,21 +418,24 @@ def _criterion_json(c: Criterion) -> dict:
 
 def _side_json(s: Side) -> dict:
     return {"policy": s.policy, "decision": s.decision, "rule": s.rule, "rule_label": s.rule_label,
-            "citation": cite_json(s.cite), "criteria": [_criterion_json(c) for c in s.criteria]}
+            "citation": cite_json(s.cite), "reason": s.reason, "criteria": [_criterion_json(c) for c in s.criteria],
+            "steps": [step_json(x) for x in s.steps]}
 
 
 def as_json(result: Result) -> dict:
     return {
-        "schema": "reasoner.diff/1", "payers": list(result.payers), "service": result.service,
-        "indication": result.indication, "examples": result.examples, "seed": result.seed,
-        "disagreeing_patients": result.disagreeing, "exhaustive": result.exhaustive,
-        "classes": [{"a": _side_json(c.a), "b": _side_json(c.b), "patients": c.count,
+        "schema": SCHEMA, "payers": list(result.payers), "service": result.service,
+        "indication": result.indication, "line_of_business": result.lines, "examples": result.examples,
+        "seed": result.seed, "disagreeing_patients": result.disagreeing, "exhaustive": result.exhaustive,
+        "order": ORDER,
+        "classes": [{"number": i, "group": c.group, "a": _side_json(c.a), "b": _side_json(c.b), "patients": c.count,
                      "found_by": sorted(c.found_by),
-                     "witness": {k: json_value(v) for k, v in c.witness.items()}} for c in result.classes],
+                     "witness": {k: json_value(v) for k, v in c.witness.items()}}
+                    for i, c in enumerate(result.classes, 1)],
         "pairs": [{"a": a, "b": b, "patients": n} for (a, b), n in sorted(result.by_pair.items())],
         "by_indication": [{"a": a, "b": b, "indication": i, "patients": n}
                           for (a, b, i), n in sorted(result.by_indication.items())],
-        "themes": [{"policy": t.policy, "fails": [_criterion_json(c) for c in t.criteria],
+        "themes": [{"policy": t.policy, "reason": t.reason, "fails": [_criterion_json(c) for c in t.criteria],
                     "covered_by": [{"policy": p, "criteria": [_criterion_json(c) for c in crit]} for p, crit in t.others],
                     "patients": t.count} for t in themes(result)],
     }
