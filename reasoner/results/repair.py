@@ -26,7 +26,9 @@ from reasoner.results.explain import json_value
 from reasoner.io.patient import Patient, validate
 from reasoner.language.vocab import Concept
 
-FIXED = frozenset(SCOPE_CONCEPTS.values())  # what is requested is not something to repair
+# what is requested (the service, indications, line of business, and the treatment planned) is not
+# something to repair: another request is another question, not a missing fact of this one
+FIXED = frozenset(SCOPE_CONCEPTS.values()) | {"planned_drugs", "planned_route"}
 WIDTH = 6  # alternatives kept per node while proposing
 EXACT = 4  # repairs up to this size are checked against all their strict subsets
 REMOVE = None  # a change to None removes the fact (makes it undocumented)
