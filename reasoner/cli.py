@@ -24,12 +24,12 @@ from reasoner.results import explain
 from reasoner.present import render
 from reasoner.language.check import DECISIONS
 from reasoner.results.decide import Reasoner
-from reasoner.errors import InputError, OutputError, Problem, did_you_mean
+from reasoner.errors import InputError, OutputError, PatientError, Problem, did_you_mean
 from reasoner.language.load import VOCABULARY_FILE, Loaded, lint, load, policy_files
 from reasoner.io.patient import Patient, load_patient, validate
 from reasoner.paths import policies_dir
 
-EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_RESOURCES, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Executable health-insurance coverage policies: decide, compare, explain.")
@@ -191,19 +191,22 @@ def batch(
     out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Output file (default: standard output)."),
     fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help="jsonl, csv or parquet (default: from --out, else jsonl)."),
     on_error: str = typer.Option("skip", "--on-error", metavar="MODE", help="skip: report bad rows and go on; reject: stop at the first."),
-    chunk: int = typer.Option(50_000, "--chunk", min=1, metavar="N", help="Patients decided per query."),
+    chunk: int = typer.Option(20_000, "--chunk", min=1, metavar="N", help="Patients checked and decided per query."),
+    engine: str = typer.Option("duckdb", "--engine", metavar="ENGINE", help="duckdb (embedded) or spark (needs the spark extra)."),
     policies: Optional[Path] = PoliciesOpt,
+    as_json: bool = typer.Option(False, "--json", help="The run summary as JSON (on stdout with --out, else on stderr)."),
 ) -> None:
-    """Decide a whole file of patients with the fast (DuckDB) backend, streaming in chunks.
+    """Decide a whole file of patients with the fast backend, streaming in chunks.
 
-    Each output row has the input row's number and id and, per payer, <payer>__rule,
-    <payer>__decision and <payer>__failing (the failing criteria of the covered rules in scope)."""
+    One output row per patient and payer: row (the input's line or row number), id, payer,
+    decision, subkind, prior_auth, rule, rule_label, citation, and the failing criteria of the
+    covered rules in scope by name and label (failing, failing_labels). A summary (rows read,
+    decided, rejected by reason, decisions per payer) ends the run on stderr."""
     from reasoner.io import batch as b
     from reasoner.io.output import check_target
-    from reasoner.engines.duck import FastBackend
 
-    loaded = _load(policies, False)
-    chosen = _payers(loaded, payer, False)
+    loaded = _load(policies, as_json)
+    chosen = _payers(loaded, payer, as_json)
     problems: list[Problem] = []
     usage = []
     if fmt is None and out is not None and out.suffix.lstrip(".").lower() not in b.FORMATS:
@@ -214,6 +217,8 @@ def batch(
         usage.append(Problem("--format", f"unknown format '{fmt}'; use one of {', '.join(b.FORMATS)}."))
     if on_error not in ("skip", "reject"):
         usage.append(Problem("--on-error", f"'{on_error}' is neither skip nor reject."))
+    if engine not in ("duckdb", "spark"):
+        usage.append(Problem("--engine", f"unknown engine '{engine}'; use duckdb or spark."))
     if fmt == "parquet" and out is None:
         usage.append(Problem("--format", "parquet output needs --out FILE."))
     if not input.exists():
@@ -228,28 +233,45 @@ def batch(
         except OutputError as error:
             usage += error.problems
     if usage:
-        _fail(usage, False, EXIT_USAGE)
+        _fail(usage, as_json, EXIT_USAGE)
     program = loaded.program
     if chosen:
         program = type(program)(tuple(p for p in program.policies if p.id in chosen))
     err = render.console(stderr=True)
     try:
         total = b.count_rows(input)
-        backend = FastBackend(program, loaded.vocab)
+        pipeline = b.Pipeline(program, loaded, fmt, engine)
         with _sink(out, input, on_error) as handle, b.Writer(handle, fmt) as writer:
             with render.batch_progress(err, total) as advance:
-                report = b.adjudicate(input, loaded, backend, writer, on_error, problems, advance, chunk)
+                report = b.adjudicate(input, loaded, pipeline, writer, on_error, problems, advance, chunk)
+    except b.OutOfMemory as error:
+        err.print(f"{input}: error: {error}; nothing written" + (f", {out} is unchanged." if out and out.exists() else "."))
+        raise typer.Exit(EXIT_RESOURCES)
     except InputError as error:
-        err.print(render.problems_text(error.problems), end="")
+        if as_json:
+            _emit_json({"errors": [{"where": p.where, "severity": p.severity, "message": p.message}
+                                   for p in error.problems]}, out is None)
+        err.print(render.problems_text(error.problems[:20]), end="")
         if isinstance(error, OutputError):
             err.print("nothing written.")
             raise typer.Exit(EXIT_OUTPUT)
         previous = f"; {out} is unchanged" if out and out.exists() else ""
-        err.print(f"rejected: {input} has invalid rows; nothing written{previous}.")
+        what = "has invalid rows" if isinstance(error, PatientError) else "cannot be read"
+        err.print(f"rejected: {input} {what}; nothing written{previous}.")
         raise typer.Exit(EXIT_INPUT)
     err.print(render.problems_text(problems[:20]), end="")
-    more = f" (first 20 shown)" if len(problems) > 20 else ""
-    err.print(f"{report.read} row(s) read, {report.decided} decided, {report.rejected} skipped as invalid{more}.")
+    err.print(render.batch_summary(report, len(problems)))
+    if as_json:
+        _emit_json(report.as_json(), out is None)
+
+
+def _emit_json(data: dict, to_stderr: bool) -> None:
+    """JSON to stdout, unless stdout carries the decisions (batch without --out)."""
+    text = json.dumps(data, indent=2)
+    if to_stderr:
+        print(text, file=sys.stderr)
+    else:
+        print(text)
 
 
 @contextmanager

@@ -29,10 +29,33 @@ def test_jsonl_decisions_match_check(tmp_path, reasoner, loaded):
     result = CliRunner().invoke(app, ["batch", str(_jsonl(tmp_path, ROWS)), "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
-    assert [o["row"] for o in out] == [1, 2, 3] and [o["id"] for o in out] == ["a", "b", "c"]
-    for row, o in zip(ROWS, out):
-        for d in reasoner.decide(validate(row, loaded.vocab)):
-            assert (o[f"{d.policy}__rule"], o[f"{d.policy}__decision"]) == (d.rule, d.kind)
+    payers = [p.id for p in loaded.program.policies]
+    assert [(o["row"], o["id"], o["payer"]) for o in out] == [(r, i, p) for r, i in ((1, "a"), (2, "b"), (3, "c"))
+                                                              for p in payers]
+    for k, row in enumerate(ROWS):
+        for d, o in zip(reasoner.decide(validate(row, loaded.vocab)), out[k * len(payers):]):
+            assert (o["payer"], o["rule"], o["decision"], o["subkind"], o["prior_auth"], o["rule_label"]) == \
+                (d.policy, d.rule, d.kind, d.subkind, d.prior_auth, d.rule_label)
+            assert o["citation"] == (str(d.cite) if d.cite else None)
+
+
+def test_denials_name_the_failing_criteria_as_why_not_does(tmp_path, reasoner, loaded):
+    from reasoner.results.explain import why_not
+
+    result = CliRunner().invoke(app, ["batch", str(_jsonl(tmp_path, ROWS[:1])), "--out", str(tmp_path / "o.jsonl"),
+                                      "--payer", "uhc"])
+    assert result.exit_code == 0, result.output
+    (o,) = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert o["decision"] == "denied" and o["failing"] and len(o["failing"]) == len(o["failing_labels"])
+    w = why_not(reasoner, validate(ROWS[0], loaded.vocab), "uhc")
+    def walk(step):
+        yield step
+        for child in step.children:
+            yield from walk(child)
+    shown = {s.label for p in w.paths if p.in_scope for top in p.trace.steps for s in walk(top)}
+    assert set(o["failing_labels"]) <= shown
+    assert "pain_chronic_intractable" in o["failing"] and "chronic intractable pain" in o["failing_labels"]
+    assert not any("relief" in f for f in o["failing"])  # the row's 55% relief meets uhc's 50%
 
 
 def test_bad_rows_are_reported_by_line_and_skipped(tmp_path):
@@ -42,8 +65,8 @@ def test_bad_rows_are_reported_by_line_and_skipped(tmp_path):
     assert result.exit_code == 0
     assert f"{path}:2: field 'pain_trial_relief'" in result.output
     assert f"{path}:4:" in result.output and "invalid JSON" in result.output
-    assert "4 row(s) read, 2 decided, 2 skipped as invalid" in result.output
-    assert [json.loads(x)["row"] for x in (tmp_path / "o.jsonl").read_text().splitlines()] == [1, 3]
+    assert "4 row(s) read, 2 decided, 2 rejected as invalid" in result.output
+    assert sorted({json.loads(x)["row"] for x in (tmp_path / "o.jsonl").read_text().splitlines()}) == [1, 3]
 
 
 def test_reject_mode_stops_and_leaves_no_output(tmp_path):
@@ -64,7 +87,8 @@ def test_csv_in_parquet_out_with_small_chunks(tmp_path):
     table = pq.read_table(out)
     assert table.column("id").to_pylist() == [f"p{i}" for i in range(7)]
     assert table.column("row").to_pylist() == list(range(2, 9))  # CSV line numbers (header is line 1)
-    assert set(table.column_names) == {"row", "id", "uhc__rule", "uhc__decision", "uhc__failing"}
+    assert table.column_names == ["row", "id", "payer", "decision", "subkind", "prior_auth", "rule", "rule_label",
+                                  "citation", "failing", "failing_labels"]
 
 
 def test_parquet_input(tmp_path):
@@ -72,7 +96,7 @@ def test_parquet_input(tmp_path):
     pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "medications"} for r in ROWS]), path)
     result = CliRunner().invoke(app, ["batch", str(path), "--format", "csv", "--out", str(tmp_path / "o.csv")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "o.csv").read_text().count("\n") == 4
+    assert (tmp_path / "o.csv").read_text().count("\n") == 1 + 3 * 5  # header, then 3 patients x 5 payers
 
 
 @pytest.mark.parametrize("args, where", [
@@ -88,3 +112,45 @@ def test_unknown_extension(tmp_path):
     path.write_text("{}\n")
     result = CliRunner().invoke(app, ["batch", str(path)])
     assert result.exit_code == EXIT_USAGE and "cannot tell the format" in result.output
+
+
+def test_csv_output_neutralises_formulas(tmp_path):
+    path = _jsonl(tmp_path, [dict(ROWS[0], id="=HYPERLINK(\"http://x\")"), dict(ROWS[1], id="+1"), dict(ROWS[2], id="@a")])
+    result = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "o.csv"), "--payer", "uhc"])
+    assert result.exit_code == 0, result.output
+    import csv
+    ids = [r["id"] for r in csv.DictReader((tmp_path / "o.csv").open())]
+    assert ids == ["'=HYPERLINK(\"http://x\")", "'+1", "'@a"]
+
+
+@pytest.mark.parametrize("header, message", [
+    ("id,service,agee\n", "column 'agee': error: is not a concept of the vocabulary. Did you mean 'age'?"),
+    ("id,age,age\n", "column 'age': error: appears 2 times in the header"),
+])
+def test_csv_header_problems_are_reported_once_and_nothing_is_decided(tmp_path, header, message):
+    path = tmp_path / "in.csv"
+    path.write_text(header + "".join(f"p{i},implant,40\n" for i in range(50)))
+    result = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code == EXIT_INPUT and result.output.count(message) == 1, result.output
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_ragged_csv_rows_are_row_errors(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("id,service,indications,line_of_business\np1,implant,nonmalignant_pain,commercial\n"
+                    "p2,implant,nonmalignant_pain\np3,implant,nonmalignant_pain,commercial,extra\n")
+    result = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "o.jsonl"), "--payer", "uhc"])
+    assert result.exit_code == 0
+    assert f"{path}:3: row: error: has 3 cell(s); the header has 4." in result.output
+    assert f"{path}:4: row: error: has 5 cell(s); the header has 4." in result.output
+    assert [json.loads(x)["id"] for x in (tmp_path / "o.jsonl").read_text().splitlines()] == ["p1"]
+
+
+def test_summary_json_counts_rows_reasons_and_decisions(tmp_path):
+    path = _jsonl(tmp_path, [ROWS[0], dict(ROWS[1], age=400), ROWS[2]], ["{not json\n"])
+    result = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "o.jsonl"), "--json", "--payer", "uhc"])
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert (summary["read"], summary["decided"], summary["rejected"]) == (4, 2, 2)
+    assert summary["rejected_by_reason"] == {"field 'age'": 1, "invalid JSON": 1}
+    assert sum(summary["decisions"]["uhc"].values()) == 2

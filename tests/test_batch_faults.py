@@ -17,7 +17,7 @@ import pytest
 
 from reasoner.cli import EXIT_INPUT, EXIT_OUTPUT, EXIT_USAGE
 
-CLI = [sys.executable, "-m", "reasoner.cli"]
+CLI = [sys.executable, "-m", "reasoner.cli"]  # batch runs below decide one payer: one output row per patient
 ROW = {"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "age": 50}
 
 
@@ -29,7 +29,7 @@ def _rows(path: Path, n: int, prefix: str = "p") -> Path:
 
 
 def _start(*args) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, "batch", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen([*CLI, "batch", "--payer", "uhc", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _wait_for_partial(out: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -75,7 +75,7 @@ def test_a_killed_run_leaves_no_file_where_there_was_none_and_the_next_run_clean
     proc.wait()
     assert not out.exists()
     small = _rows(tmp_path / "small.jsonl", 10)
-    done = subprocess.run([*CLI, "batch", str(small), "--out", str(out)], capture_output=True)
+    done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(small), "--out", str(out)], capture_output=True)
     assert done.returncode == 0, done.stderr.decode()
     assert len(out.read_text().splitlines()) == 10
     assert not list(tmp_path.glob(".out.jsonl.*")), "stale partial or lock files remain"
@@ -87,7 +87,7 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path, big):
     first = _start(big, "--out", out, "--chunk", "2000")
     _wait_for_partial(out, first)
     other = _rows(tmp_path / "q.jsonl", 50, prefix="q")
-    second = subprocess.run([*CLI, "batch", str(other), "--out", str(out)], capture_output=True)
+    second = subprocess.run([*CLI, "batch", "--payer", "uhc", str(other), "--out", str(out)], capture_output=True)
     assert second.returncode == EXIT_OUTPUT and b"another run is writing this file" in second.stderr
     first.communicate(timeout=300)
     assert first.returncode == 0
@@ -98,7 +98,7 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path, big):
 def test_out_equal_to_the_input_is_refused_and_the_input_kept(tmp_path):
     source = _rows(tmp_path / "in.jsonl", 5)
     before = source.read_bytes()
-    done = subprocess.run([*CLI, "batch", str(source), "--out", str(source)], capture_output=True)
+    done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(source), "--out", str(source)], capture_output=True)
     assert done.returncode == EXIT_USAGE and b"is the input file" in done.stderr
     assert source.read_bytes() == before
 
@@ -107,11 +107,11 @@ def test_a_refused_run_keeps_an_existing_output(tmp_path):
     out = tmp_path / "out.jsonl"
     out.write_text("precious\n")
     (tmp_path / "in.txt").write_text("{}\n")
-    done = subprocess.run([*CLI, "batch", str(tmp_path / "in.txt"), "--out", str(out)], capture_output=True)
+    done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(tmp_path / "in.txt"), "--out", str(out)], capture_output=True)
     assert done.returncode in (EXIT_USAGE, EXIT_INPUT) and out.read_text() == "precious\n"
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({**ROW, "age": 500}) + "\n")
-    done = subprocess.run([*CLI, "batch", str(bad), "--out", str(out), "--on-error", "reject"], capture_output=True)
+    done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(bad), "--out", str(out), "--on-error", "reject"], capture_output=True)
     assert done.returncode == EXIT_INPUT and out.read_text() == "precious\n"
     assert b"is unchanged" in done.stderr
 
@@ -120,21 +120,21 @@ def test_reject_mode_to_stdout_prints_no_rows_when_rejected(tmp_path):
     source = _rows(tmp_path / "in.jsonl", 20)
     with source.open("a") as handle:
         handle.write(json.dumps({**ROW, "age": -4}) + "\n")
-    done = subprocess.run([*CLI, "batch", str(source), "--on-error", "reject"], capture_output=True)
+    done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(source), "--on-error", "reject"], capture_output=True)
     assert done.returncode == EXIT_INPUT and done.stdout == b""
 
 
 @pytest.mark.parametrize("where", ["missing/out.jsonl", "."])
 def test_unwritable_targets_are_clear_errors(tmp_path, where):
     source = _rows(tmp_path / "in.jsonl", 3)
-    done = subprocess.run([*CLI, "batch", str(source), "--out", str(tmp_path / where)], capture_output=True)
+    done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(source), "--out", str(tmp_path / where)], capture_output=True)
     assert done.returncode == EXIT_USAGE and b"Traceback" not in done.stderr
     assert not (tmp_path / "missing").exists()
 
 
 def test_a_full_disk_is_a_clear_error(tmp_path):
     source = _rows(tmp_path / "in.jsonl", 3)
-    done = subprocess.run([*CLI, "batch", str(source), "--out", "/dev/full", "--format", "jsonl"], capture_output=True)
+    done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(source), "--out", "/dev/full", "--format", "jsonl"], capture_output=True)
     assert done.returncode == EXIT_OUTPUT and b"No space left" in done.stderr and b"Traceback" not in done.stderr
 
 
@@ -151,7 +151,7 @@ def test_rows_that_used_to_crash_are_row_errors_and_every_good_row_is_decided_on
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / "out.jsonl"
-    done = subprocess.run([*CLI, "batch", str(source), "--out", str(out), "--chunk", "7"], capture_output=True)
+    done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(source), "--out", str(out), "--chunk", "7"], capture_output=True)
     assert done.returncode == 0, done.stderr.decode()
     assert b"Traceback" not in done.stderr
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]

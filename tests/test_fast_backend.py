@@ -40,11 +40,13 @@ BATCH = 8  # patients per example, decided in one query; 125 examples = 1,000 pa
 
 @settings(max_examples=125, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@pytest.mark.slow
 @given(st.lists(patients(LOADED), min_size=BATCH, max_size=BATCH))
 def test_fast_backend_equals_pydatalog_on_generated_patients(reasoner, fast, batch):
     _assert_same(reasoner, fast, [p.facts for p in batch])
 
 
+@pytest.mark.slow
 def test_fast_backend_equals_pydatalog_on_golden_cases_and_examples(reasoner, fast):
     facts_list = []
     for path in sorted((ROOT / "tests/cases").rglob("*.yaml")):

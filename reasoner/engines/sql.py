@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from reasoner.language import ir
+from reasoner.language.ir import criteria_of
 from reasoner.language.vocab import Vocabulary
 
 DOCUMENTED = None  # the member "value" of a set concept's documented flag
@@ -190,7 +191,8 @@ def _policy_columns(c: _Compiler, policy: ir.Policy) -> list[str]:
     failing = []
     for rule in (r for r in policy.rules if r.outcome.kind == "covered"):
         scope = chain("AND", [c.node_col[n.id] for n in rule.scope]) if rule.scope else "TRUE"
-        failing += [f"CASE WHEN {scope} AND NOT {c.node_col[n.id]} THEN {literal(n.id)} END" for n in rule.conditions]
+        failing += [f"CASE WHEN {scope} AND NOT {c.node_col[x.id]} THEN {literal(x.id)} END"
+                    for n in rule.conditions for x in criteria_of(n)]
         failing += [f"CASE WHEN {scope} AND {c.node_col[n.id]} THEN {literal(n.id)} END" for n in rule.exceptions]
     joined = f"concat_ws(';', {', '.join(failing)})" if failing else "''"
     return [f"CASE {cases} END AS {policy.id}__rule",
@@ -198,8 +200,10 @@ def _policy_columns(c: _Compiler, policy: ir.Policy) -> list[str]:
             f"CASE WHEN (CASE {kinds} END) = 'covered' THEN '' ELSE {joined} END AS {policy.id}__failing"]
 
 
-def compile_query(program: ir.Program, vocab: Vocabulary, table: Layout, source: str = "patients") -> str:
-    """SELECT pid and, per policy, <id>__rule, <id>__decision, <id>__failing from `source`."""
+def compile_query(program: ir.Program, vocab: Vocabulary, table: Layout, source: str = "patients",
+                  keep: tuple[str, ...] = ()) -> str:
+    """SELECT pid, the `keep` columns of `source` (e.g. the row's id) and, per policy, <id>__rule,
+    <id>__decision, <id>__failing from `source`."""
     c = _Compiler(program, vocab, table)
-    outputs = ["pid"] + [col for p in program.policies for col in _policy_columns(c, p)]
+    outputs = ["pid", *keep] + [col for p in program.policies for col in _policy_columns(c, p)]
     return "WITH " + ",\n".join(c.layers(source)) + f"\nSELECT {', '.join(outputs)} FROM layer{max(c.depth.values())}"

@@ -1,35 +1,47 @@
 """Batch adjudication: a file of patients in, a file of decisions out, a chunk at a time.
 
-Rows are read lazily (JSONL and CSV line by line, Parquet by record batch), validated with the same
-rules and messages as `reasoner check`, decided by the fast backend one chunk per query, and written
-as they come, so memory stays flat whatever the file size. A malformed row is reported with its line
-(or row) number: skipped, or the whole run rejected, as the caller chooses; never silently dropped.
+Every input format becomes the same thing, a table of rows written as JSON text with their line
+(or row) number: JSONL lines as they are, CSV rows with their cells read by each concept's kind,
+Parquet rows turned into JSON by DuckDB. Each chunk is then checked and laid out by one SQL query
+compiled from the vocabulary (`engines/intake.py`), decided by the fast backend's query, and
+written in long form (one row per patient and payer, with sub-kind, prior authorization, rule,
+citation and the failing criteria by name and label). Rows the SQL does not accept go to
+`reasoner.io.patient.validate`, the function `reasoner check` uses: it decides whether they are
+really invalid, and its messages are the ones reported. Memory stays flat: one chunk at a time.
+
+A malformed row is reported with its line (or row) number: skipped, or the whole run rejected, as
+the caller chooses; never silently dropped, and never the end of the run.
 """
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from reasoner.engines.duck import FastBackend
-from reasoner.errors import InputError, PatientError, Problem
+from reasoner.engines.duck import ARROW
+from reasoner.engines.intake import intake_query
+from reasoner.engines.sql import compile_query, layout, literal
+from reasoner.errors import InputError, PatientError, Problem, did_you_mean
+from reasoner.io.patient import RESERVED, json_object as _json_object, validate
+from reasoner.language import ir
+from reasoner.language.check import describe
 from reasoner.language.load import Loaded
-from reasoner.io.patient import json_object as _json_object, validate
+from reasoner.results.decide import NO_RULE
 
 FORMATS = ("jsonl", "csv", "parquet")
-CHUNK = 50_000
-
-
-@dataclass(frozen=True)
-class Row:
-    number: int  # line number (JSONL, CSV) or 1-based row number (Parquet)
-    data: object
+CHUNK = 20_000  # rows per query: larger plans fewer times, smaller needs less memory
+MEMORY_LIMIT = "1GB"
+FORMULA = "^[=+\\-@\t\r]"  # a CSV cell starting so is a formula to a spreadsheet
+OUTPUT = ("row", "id", "payer", "decision", "subkind", "prior_auth", "rule", "rule_label", "citation",
+          "failing", "failing_labels")
 
 
 def input_format(path: Path) -> str:
@@ -40,45 +52,43 @@ def input_format(path: Path) -> str:
     return fmt
 
 
-def rows(path: Path, loaded: Loaded) -> Iterator[Row]:
-    """The rows of a patient file, each with where it is in the file."""
-    fmt = input_format(path)
-    if fmt == "parquet":
-        number = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK):
-            for record in batch.to_pylist():
-                number += 1
-                yield Row(number, {k: v for k, v in record.items() if v is not None})
-        return
-    if fmt == "jsonl":
-        with path.open("rb") as handle:
-            for number, line in enumerate(handle, 1):
-                if line.strip():
-                    yield Row(number, _json(line))
-        return
-    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name;
-    # bytes that are not UTF-8 become surrogates, reported per row instead of ending the run
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
-        reader = csv.DictReader(handle)
-        for record in reader:
-            yield Row(reader.line_num, _from_csv(record, loaded))
-
-
 def count_rows(path: Path) -> int:
     """How many rows the file holds (for the progress bar): Parquet metadata, else counted lines."""
     fmt = input_format(path)
     if fmt == "parquet":
-        return pq.ParquetFile(path).metadata.num_rows
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError) as err:
+            raise InputError([Problem(str(path), f"is not a readable Parquet file ({str(err)[:200]}); nothing was decided.")]) from None
     with path.open("rb") as handle:
         lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
     return max(lines - (1 if fmt == "csv" else 0), 0)
 
 
-def _json(line: bytes) -> object:
-    """One JSONL row, or the InputError that describes what is wrong with it (never an exception:
+# ---------------------------------------------------------------- reading: rows as JSON text
+@dataclass
+class Chunk:
+    """Rows as (line, JSON text), and rows already known bad (line -> problem) before any check."""
+
+    lines: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    bad: dict[int, InputError] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.lines) + len(self.bad)
+
+    def table(self) -> pa.Table:
+        """In record batches of a few thousand rows: DuckDB scans one batch per thread at a time,
+        so a single batch would keep the other cores idle."""
+        table = pa.table({"line": pa.array(self.lines, pa.int64()), "j": pa.array(self.texts, pa.string())})
+        return pa.Table.from_batches(table.to_batches(max_chunksize=4096), table.schema)
+
+
+def _json(line: bytes | str) -> object:
+    """One JSON row, or the InputError that describes what is wrong with it (never an exception:
     one bad row must not end the run)."""
     try:
-        text = line.decode("utf-8")
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
     except UnicodeDecodeError as err:
         return InputError([Problem(f"byte {err.start + 1}", "the line is not valid UTF-8.")])
     try:
@@ -91,18 +101,76 @@ def _json(line: bytes) -> object:
         return InputError([Problem("row", f"invalid JSON: {str(err)[:200]}.")])
 
 
+def _jsonl(path: Path, size: int) -> Iterator[Chunk]:
+    chunk = Chunk()
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                chunk.texts.append(line.decode("utf-8"))
+                chunk.lines.append(number)
+            except UnicodeDecodeError:
+                chunk.bad[number] = _json(line)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = Chunk()
+    yield chunk
+
+
+def csv_header_problems(path: Path, header: list[str], loaded: Loaded) -> list[Problem]:
+    """Columns the vocabulary does not know, or given twice: reported once, before any row."""
+    known = set(loaded.vocab.plain()) | set(RESERVED) | {n for n, c in loaded.vocab.concepts.items() if c.record}
+    problems = [Problem(f"{path}:1: column '{name}'", f"appears {n} times in the header; each concept has one column.")
+                for name, n in Counter(header).items() if n > 1]
+    for name in header:
+        if name not in known:
+            problems.append(Problem(f"{path}:1: column {name!r}", f"is not a concept of the vocabulary."
+                                    f"{did_you_mean(name, sorted(known))}"))
+    return problems
+
+
+def _csv(path: Path, size: int, loaded: Loaded) -> Iterator[Chunk]:
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name;
+    # bytes that are not UTF-8 become surrogates, reported per row instead of ending the run
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            yield Chunk()
+            return
+        problems = csv_header_problems(path, header, loaded)
+        if problems:
+            raise InputError(problems)
+        chunk = Chunk()
+        for cells in reader:
+            number = reader.line_num
+            if not cells:
+                continue
+            if len(cells) != len(header):
+                chunk.bad[number] = InputError([Problem("row", f"has {len(cells)} cell(s); the header has {len(header)}.")])
+            else:
+                chunk.lines.append(number)
+                chunk.texts.append(json.dumps(_from_csv(dict(zip(header, cells)), loaded)))
+            if len(chunk) >= size:
+                yield chunk
+                chunk = Chunk()
+        yield chunk
+
+
 def _from_csv(record: dict, loaded: Loaded) -> dict:
     """CSV cells are text: numbers and booleans are read by the concept's kind, sets split on ';'.
     A cell that does not read stays text, so validation reports it with the value found."""
     out = {}
     for key, cell in record.items():
-        if key is None or cell is None or cell == "":
+        if cell == "":
             continue
         concept = loaded.vocab.concepts.get(key)
         kind = concept.kind if concept else None
         if kind == "number":
             try:
-                out[key] = float(cell)
+                number = float(cell)
+                out[key] = int(number) if number.is_integer() and abs(number) < 1e15 else number
             except ValueError:
                 out[key] = cell
         elif kind == "boolean":
@@ -114,17 +182,230 @@ def _from_csv(record: dict, loaded: Loaded) -> dict:
     return out
 
 
-def _dates_as_text(data: dict) -> dict:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") and not isinstance(v, str) else v) for k, v in data.items()}
+def _parquet(path: Path, size: int) -> Iterator[Chunk]:
+    """Each row as JSON text, by DuckDB (dates as YYYY-MM-DD, lists as arrays, NULL as null, which
+    like an absent field documents nothing). The file's column names stay data: no SQL is built
+    from them."""
+    con = duckdb.connect()
+    try:
+        try:
+            reader = con.sql("SELECT to_json(t)::VARCHAR AS j FROM read_parquet(?) t", params=[str(path)]).to_arrow_reader(size)
+        except duckdb.Error as err:
+            raise InputError([Problem(str(path), f"is not a readable Parquet file ({str(err)[:200]}); nothing was decided.")]) from None
+        number = 0
+        for batch in reader:
+            texts = batch.column(0).to_pylist()
+            yield Chunk(list(range(number + 1, number + 1 + len(texts))), texts)
+            number += len(texts)
+    finally:
+        con.close()
 
 
+def chunks(path: Path, loaded: Loaded, size: int = CHUNK) -> Iterator[Chunk]:
+    fmt = input_format(path)
+    if fmt == "parquet":
+        return _parquet(path, size)
+    if fmt == "csv":
+        return _csv(path, size, loaded)
+    return _jsonl(path, size)
+
+
+# ---------------------------------------------------------------- deciding
 @dataclass
 class Report:
     read: int = 0
     decided: int = 0
     rejected: int = 0
+    reasons: Counter = field(default_factory=Counter)  # why rows were rejected -> rows
+    decisions: Counter = field(default_factory=Counter)  # (payer, decision) -> rows
+
+    def as_json(self) -> dict:
+        per_payer: dict = {}
+        for (payer, decision), n in sorted(self.decisions.items()):
+            per_payer.setdefault(payer, {})[decision] = n
+        return {"schema": "reasoner.batch-summary/1", "read": self.read, "decided": self.decided,
+                "rejected": self.rejected, "rejected_by_reason": dict(self.reasons.most_common()),
+                "decisions": per_payer}
 
 
+def reason_of(problem: Problem) -> str:
+    """A problem's kind for the run summary: the field it is about, or what is wrong with the row."""
+    where = problem.where
+    if "field " in where:
+        return "field " + where.split("field ", 1)[1].split(" item")[0]
+    return problem.message.split(":")[0].rstrip(".")
+
+
+class OutOfMemory(Exception):
+    """A chunk did not fit in the memory DuckDB may use (MEMORY_LIMIT)."""
+
+
+class Pipeline:
+    """The three queries of a chunk (intake, decision, long output) on one DuckDB connection."""
+
+    def __init__(self, program: ir.Program, loaded: Loaded, fmt: str = "jsonl", engine: str = "duckdb"):
+        vocab = loaded.vocab
+        self.program, self.vocab, self.fmt, self.engine = program, vocab, fmt, engine
+        self.layout = layout(program, vocab)
+        self.schema = pa.schema([("pid", pa.int64()), ("id", pa.string())] +
+                                [(c.name, ARROW[c.sql_type]) for c in self.layout.columns])
+        # DuckDB keeps freed buffers for reuse; a limit keeps a long run's memory flat (it spills
+        # to a temporary folder beyond it rather than growing)
+        self.con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
+        self.intake = intake_query(vocab, self.layout, "chunk")
+        decide = compile_query(program, vocab, self.layout, "staged", keep=("id",))
+        self.con.register("rule_info", _rule_info(program))
+        self.con.register("node_info", _node_info(program))
+        self.output = _output_query(program, fmt == "csv", decide)
+
+    def run(self, sql: str, **tables: pa.Table) -> pa.Table:
+        for name, table in tables.items():
+            self.con.register(name, table)
+        try:
+            return self.con.sql(sql).to_arrow_table()
+        except duckdb.OutOfMemoryException:
+            raise OutOfMemory(f"deciding a chunk needs more than {MEMORY_LIMIT} of memory; run again with a "
+                              "smaller --chunk") from None
+        except duckdb.InterruptException:
+            raise KeyboardInterrupt from None
+        except RuntimeError as err:  # a signal during a query surfaces as this
+            if "interrupt" in str(err).lower():
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            for name in tables:
+                self.con.unregister(name)
+
+    def stage(self, chunk: Chunk) -> list[int]:
+        """Check and lay out a chunk inside DuckDB (table `staged_all`); the lines it did not accept."""
+        self.con.register("chunk", chunk.table())
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE staged_all AS {self.intake}")
+        except duckdb.OutOfMemoryException:
+            raise OutOfMemory(f"a chunk of {len(chunk.lines):,} rows needs more than {MEMORY_LIMIT} of memory; "
+                              "run again with a smaller --chunk") from None
+        finally:
+            self.con.unregister("chunk")
+        return [line for (line,) in self.con.execute("SELECT line FROM staged_all WHERE NOT ok ORDER BY line").fetchall()]
+
+    def add(self, rescued: pa.Table) -> None:
+        """Rows validate accepted after the SQL did not: decided with the others."""
+        if rescued.num_rows:
+            self.con.register("rescued", rescued)
+            try:
+                self.con.execute("INSERT INTO staged_all SELECT pid AS line, TRUE AS ok, * EXCLUDE (pid) FROM rescued")
+            finally:
+                self.con.unregister("rescued")
+
+    def fallback(self, rows: list[tuple[int, object]], where: str, problems: list[Problem]) -> pa.Table:
+        """Rows the SQL did not accept, judged by `validate` (the messages `check` gives)."""
+        facts, pids, ids = [], [], []
+        for line, data in rows:
+            try:
+                if isinstance(data, InputError):
+                    raise data
+                patient = validate(data, self.vocab, f"{where}:{line}")
+            except InputError as err:
+                problems.extend(Problem(p.where if p.where.startswith(where) else f"{where}:{line}: {p.where}",
+                                        p.message) for p in err.problems)
+                continue
+            facts.append(self.layout.row(patient.facts, self.vocab))
+            pids.append(line)
+            ids.append(data.get("id") if isinstance(data.get("id"), str) else None)
+        columns = [pids, ids] + ([list(col) for col in zip(*facts)] if facts else [[] for _ in self.layout.columns])
+        return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, self.schema)], schema=self.schema)
+
+    def decisions(self) -> pa.Table:
+        """Every accepted row of the staged chunk, decided and laid out long, in input order."""
+        return self.run(self.output)
+
+
+def _rule_info(program: ir.Program) -> pa.Table:
+    rows = [(p.id, r.name, r.outcome.subkind, r.outcome.prior_auth, r.label, str(r.cite))
+            for p in program.policies for r in p.rules]
+    names = ("payer", "rule", "subkind", "prior_auth", "rule_label", "citation")
+    return pa.table({n: pa.array([row[i] for row in rows], pa.string()) for i, n in enumerate(names)})
+
+
+def _node_info(program: ir.Program) -> pa.Table:
+    """Every criterion a failing column can name: its name (the policy's, else its test) and label."""
+    nodes = {}
+    for p in program.policies:
+        for r in p.rules:
+            for n in [x for c in r.conditions for x in ir.criteria_of(c)] + list(r.exceptions):
+                nodes[n.id] = (n.name or n.macro or describe(n.test), n.label)
+    return pa.table({"id": list(nodes), "name": [v[0] for v in nodes.values()],
+                     "label": [v[1] for v in nodes.values()]})
+
+
+def _output_query(program: ir.Program, csv_cells: bool, decide: str) -> str:
+    """One row per patient and payer, in input order then payer order; for CSV, lists joined with
+    '; ' and every text cell that a spreadsheet would run as a formula prefixed with a quote."""
+    parts = [f"SELECT pid, id, {literal(p.id)} AS payer, {k} AS k, {p.id}__rule AS rule, "
+             f"{p.id}__decision AS decision, {p.id}__failing AS failing FROM decided"
+             for k, p in enumerate(program.policies)]
+    failing = "CASE WHEN failing = '' OR failing IS NULL THEN []::VARCHAR[] ELSE string_split(failing, ';') END"
+    names = f"list_transform({failing}, lambda x: map_extract_value(m.names, x))"
+    labels = f"list_transform({failing}, lambda x: map_extract_value(m.labels, x))"
+    if csv_cells:
+        names, labels = f"array_to_string({names}, '; ')", f"array_to_string({labels}, '; ')"
+    cols = {"row": "u.pid", "id": "u.id", "payer": "u.payer", "decision": "u.decision", "subkind": "r.subkind",
+            "prior_auth": "r.prior_auth", "rule": "u.rule", "rule_label": f"COALESCE(r.rule_label, {literal(NO_RULE)})",
+            "citation": "r.citation", "failing": names, "failing_labels": labels}
+    if csv_cells:
+        text = ("id", "rule_label", "citation", "failing", "failing_labels")
+        cols = {n: (f"CASE WHEN regexp_matches({e}, {literal(FORMULA)}) THEN '''' || {e} ELSE {e} END" if n in text else e)
+                for n, e in cols.items()}
+    select = ", ".join(f"{e} AS {n}" for n, e in cols.items())
+    union = " UNION ALL ".join(parts) if parts else "SELECT NULL::BIGINT AS pid, NULL AS id, NULL AS payer, 0 AS k, " \
+        "NULL AS rule, NULL AS decision, NULL AS failing WHERE FALSE"
+    staged = "SELECT line AS pid, * EXCLUDE (line, ok) FROM staged_all WHERE ok"
+    return (f"WITH staged AS ({staged}), decided AS ({decide}), u AS ({union}), m AS (SELECT MAP(list(id), list(name)) AS names, MAP(list(id), list(label)) AS labels "
+            f"FROM node_info) SELECT {select} FROM u CROSS JOIN m LEFT JOIN rule_info r ON r.payer = u.payer "
+            f"AND r.rule = u.rule ORDER BY u.pid, u.k")
+
+
+def adjudicate(path: Path, loaded: Loaded, pipeline: Pipeline, writer: "Writer", on_error: str,
+               problems: list[Problem], progress=None, chunk: int = CHUNK) -> Report:
+    """Decide every valid row of `path`; invalid rows go to `problems` (and stop the run if
+    `on_error` is 'reject', raising PatientError)."""
+    report = Report()
+    for part in chunks(path, loaded, chunk):
+        report.read += len(part)
+        texts = dict(zip(part.lines, part.texts))
+        doubtful = [(line, _json(texts[line])) for line in pipeline.stage(part)] + list(part.bad.items())
+        found: list[Problem] = []
+        rescued = pipeline.fallback(sorted(doubtful, key=lambda r: r[0]), str(path), found)
+        _account(report, found, len(doubtful) - rescued.num_rows)
+        problems.extend(found)
+        if found and on_error == "reject":
+            raise PatientError(found)
+        pipeline.add(rescued)
+        table = pipeline.decisions()
+        report.decided += len(part) - (len(doubtful) - rescued.num_rows)
+        for (payer, decision), n in zip(*_counts(table)):
+            report.decisions[(payer, decision)] += n
+        writer.write(table)
+        if progress:
+            progress(report)
+    return report
+
+
+def _account(report: Report, found: list[Problem], rejected: int) -> None:
+    report.rejected += rejected
+    for problem in found:
+        report.reasons[reason_of(problem)] += 1
+
+
+def _counts(table: pa.Table):
+    if table.num_rows == 0:
+        return [], []
+    grouped = table.group_by(["payer", "decision"]).aggregate([("row", "count")])
+    return list(zip(grouped.column("payer").to_pylist(), grouped.column("decision").to_pylist())), \
+        grouped.column("row_count").to_pylist()
+
+
+# ---------------------------------------------------------------- writing
 class Writer:
     """Writes decision rows as JSONL, CSV or Parquet, a chunk at a time."""
 
@@ -132,6 +413,7 @@ class Writer:
         self.out, self.fmt = out, fmt  # a binary file object
         self._parquet = None
         self._csv = None
+        self._con = None
 
     def write(self, table: pa.Table) -> None:
         if self.fmt == "parquet":
@@ -142,8 +424,9 @@ class Writer:
             if self._csv is None:
                 self._csv = pacsv.CSVWriter(self.out, table.schema)
             self._csv.write_table(table)
-        else:
-            self.out.write("".join(json.dumps(record) + "\n" for record in table.to_pylist()).encode("utf-8"))
+        elif table.num_rows:
+            self._con = self._con or duckdb.connect()
+            self.out.write(_jsonl_bytes(self._con, table))
 
     def close(self) -> None:
         """Finish the format's footer; the file object itself stays open for its owner."""
@@ -161,46 +444,11 @@ class Writer:
         self.close()
 
 
-def adjudicate(path: Path, loaded: Loaded, backend: FastBackend, writer: Writer, on_error: str,
-               problems: list[Problem], progress=None, chunk: int = CHUNK) -> Report:
-    """Decide every valid row of `path`; invalid rows go to `problems` (and stop the run if
-    `on_error` is 'reject', raising PatientError)."""
-    report, pending, numbers, ids = Report(), [], [], []
-    for row in rows(path, loaded):
-        report.read += 1
-        try:
-            if isinstance(row.data, InputError):
-                raise row.data
-            patient = validate(_dates_as_text(row.data) if isinstance(row.data, dict) else row.data,
-                               loaded.vocab, f"{path}:{row.number}")
-        except InputError as err:
-            report.rejected += 1
-            located = [Problem(p.where if p.where.startswith(str(path)) else f"{path}:{row.number}: {p.where}",
-                               p.message) for p in err.problems]
-            problems.extend(located)
-            if on_error == "reject":
-                raise PatientError(located) from None
-            continue
-        pending.append(patient.facts)
-        numbers.append(row.number)
-        ids.append(patient.id)
-        if len(pending) >= chunk:
-            report.decided += _flush(backend, writer, pending, numbers, ids)
-            if progress:
-                progress(report)
-    report.decided += _flush(backend, writer, pending, numbers, ids)
-    if progress:
-        progress(report)
-    return report
-
-
-def _flush(backend: FastBackend, writer: Writer, facts: list, numbers: list, ids: list) -> int:
-    if not facts:
-        return 0
-    result = backend.run_arrow(backend.table(facts)).sort_by("pid")  # the engine may reorder rows
-    keep = [n for n in result.column_names if n != "pid"]
-    out = pa.table({"row": numbers, "id": ids, **{n: result.column(n) for n in keep}})
-    writer.write(out)
-    count = len(facts)
-    facts.clear(), numbers.clear(), ids.clear()
-    return count
+def _jsonl_bytes(con, table: pa.Table) -> bytes:
+    """The rows as JSON lines, serialised by DuckDB (C++), not row by row in Python."""
+    con.register("out_rows", table)
+    try:
+        texts = con.sql("SELECT to_json(t)::VARCHAR AS j FROM out_rows t").to_arrow_table().column(0)
+    finally:
+        con.unregister("out_rows")
+    return ("\n".join(texts.to_pylist()) + "\n").encode("utf-8")

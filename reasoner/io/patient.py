@@ -105,7 +105,9 @@ def _model(vocab: Vocabulary) -> type[BaseModel]:
         entry = create_model(f"{name}_record", __config__=ConfigDict(extra="forbid"),
                              **{f: (Optional[_field_type(c, vocab)], None) for f, c in record.fields.items()})
         keys = tuple(vocab.domains[record.key_domain])
-        fields[name] = (Optional[dict[Literal[keys], entry]], None)
+        # an entry written null (`baclofen:` with nothing after it, a Parquet struct field that is
+        # NULL) records nothing, like a field written null
+        fields[name] = (Optional[dict[Literal[keys], Optional[entry]]], None)
     fields["id"] = (Optional[StrictStr], None)
     fields["description"] = (Optional[StrictStr], None)
     return create_model("PatientFacts", __config__=ConfigDict(extra="forbid"), **fields)
@@ -356,6 +358,8 @@ def _flat(parsed: BaseModel, vocab: Vocabulary):
             yield name, value
     for name, record in vocab.records.items():
         for key, entry in (getattr(parsed, name) or {}).items():
+            if entry is None:
+                continue
             for field_name in record.fields:
                 value = getattr(entry, field_name)
                 if value is not None:

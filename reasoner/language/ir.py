@@ -180,3 +180,12 @@ def children(node: Node) -> tuple[Node, ...]:
 
 def rule_nodes(rule: Rule) -> tuple[Node, ...]:
     return rule.scope + rule.conditions + rule.exceptions
+
+
+def criteria_of(node: Node) -> list[Node]:
+    """The criteria a condition stands for in compact output: an all-of is its parts (each can fail
+    on its own, and saying "all of" fails tells a reader nothing), recursively; any other node
+    (any-of, at least n, not, a leaf, a construct the policy names as one) is one criterion."""
+    if isinstance(node.test, All) and not node.macro:
+        return [x for c in children(node) for x in criteria_of(c)]
+    return [node]

@@ -149,6 +149,20 @@ _MARK = {"holds": ("✔", "green"), "absent": ("✔", "green"), "fails": ("✘",
          "not documented": ("?", "yellow"), "documented otherwise": ("✘", "red")}
 
 
+def batch_summary(report, shown: int) -> Text:
+    """The end of a batch run: rows read, decided and rejected (by reason), decisions per payer."""
+    more = " (first 20 shown above)" if shown > 20 else ""
+    out = Text(f"{report.read} row(s) read, {report.decided} decided, {report.rejected} rejected as invalid{more}.")
+    for reason, n in report.reasons.most_common(5):
+        out.append(f"\n  rejected: {n} × {safe_text(reason)}")
+    payers: dict = {}
+    for (payer, decision), n in sorted(report.decisions.items()):
+        payers.setdefault(payer, []).append(f"{n} {decision}")
+    for payer, parts in payers.items():
+        out.append(f"\n  {payer}: {', '.join(parts)}")
+    return out
+
+
 def _value(value) -> str:
     if value is None:
         return "not documented"

@@ -328,13 +328,15 @@ def failing_leaves(policy: ir.Policy, evaluation: Evaluation, patient: Patient) 
 
 def failing_criteria(policy: ir.Policy, evaluation: Evaluation) -> tuple[str, ...]:
     """The compact why-not used in batch output: unless the decision is `covered`, the failing
-    conditions and holding exceptions of every covered rule whose scope the request is in."""
+    criteria (see criteria_of) of the conditions, and the holding exceptions, of every covered rule
+    whose scope the request is in. A failing part of an all-of makes the all-of fail, so the parts
+    listed are exactly the failing ones, in the order the policy gives them."""
     decided = evaluation.decided[policy.id]
     if decided and next(r for r in policy.rules if r.name == decided).outcome.kind == "covered":
         return ()
     out: list[str] = []
     for rule in (r for r in policy.rules if r.outcome.kind == "covered"):
         if all(evaluation.nodes[n.id] for n in rule.scope):
-            out += [n.id for n in rule.conditions if not evaluation.nodes[n.id]]
+            out += [x.id for n in rule.conditions for x in ir.criteria_of(n) if not evaluation.nodes[x.id]]
             out += [n.id for n in rule.exceptions if evaluation.nodes[n.id]]
     return tuple(out)

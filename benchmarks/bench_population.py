@@ -1,0 +1,112 @@
+"""`reasoner batch` end to end on a population file, beside DuckDB's own read of the same file.
+
+Writes N realistic patients (drawn from the vocabulary by the diff search's Hypothesis strategies:
+2,000 distinct patients, repeated with new ids) as JSONL and as Parquet, then, each in a fresh
+process so peaks do not mix:
+- DuckDB alone reads the file and aggregates a column (the floor any tool reading it pays);
+- `reasoner batch FILE --out decisions.parquet` decides it under every payer (validation, decision,
+  long output with labels and citations), with its peak memory.
+Prints figures and writes `benchmarks/figures/bench_population.md` (copied into the README).
+
+Run: python benchmarks/bench_population.py [--rows 1000000] [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import figures  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DISTINCT = 2_000
+
+
+def sample() -> list[str]:
+    """DISTINCT generated patients as JSON objects without ids."""
+    from hypothesis import HealthCheck, given, settings
+
+    from reasoner.io.patient import nested
+    from reasoner.language.load import load
+    from reasoner.search.strategies import patients
+
+    loaded = load(ROOT / "policies")
+    out: list[str] = []
+
+    @settings(max_examples=DISTINCT, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(patients(loaded))
+    def collect(p):
+        out.append(json.dumps(nested(p.facts, loaded.vocab), default=str)[1:-1])
+
+    collect()
+    return out
+
+
+def write_files(folder: Path, rows: int) -> tuple[Path, Path]:
+    bodies = sample()
+    jsonl = folder / "members.jsonl"
+    with jsonl.open("w") as handle:
+        for i in range(rows):
+            handle.write(f'{{"id": "m{i}", {bodies[i % len(bodies)]}}}\n')
+    parquet = folder / "members.parquet"
+    import duckdb
+    duckdb.sql(f"COPY (SELECT * FROM read_json('{jsonl}', sample_size=-1)) TO '{parquet}' (FORMAT parquet)")
+    return jsonl, parquet
+
+
+PEAK = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stderr.write(done.stderr[-2000:]); "
+        "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Seconds and peak memory (MB) of one child process (measured by a wrapper of its own, so
+    the peaks of earlier runs do not carry over)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", PEAK, *cmd], capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    code, peak_kb = map(int, done.stdout.split()[-2:])
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    return seconds, peak_kb / 1024
+
+
+def bare_read(path: Path) -> list[str]:
+    reader = "read_json" if path.suffix == ".jsonl" else "read_parquet"
+    code = (f"import duckdb; print(duckdb.sql(\"SELECT count(*), count(DISTINCT service) FROM {reader}('{path}')\")"
+            ".fetchall())")
+    return [sys.executable, "-c", code]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--keep", type=Path, help="write the generated files here and keep them")
+    args = ap.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_population."))
+    folder.mkdir(parents=True, exist_ok=True)
+    jsonl, parquet = write_files(folder, args.rows)
+    rows = []
+    for path in (parquet, jsonl):
+        read_s, read_mb = timed(bare_read(path))
+        out = folder / f"decisions_{path.suffix.lstrip('.')}.parquet"
+        run_s, run_mb = timed([sys.executable, "-m", "reasoner.cli", "batch", str(path), "--out", str(out)])
+        size = path.stat().st_size / 1e6
+        kind = path.suffix.lstrip(".").upper()
+        print(f"{kind}: {args.rows:,} rows ({size:.0f} MB): DuckDB read {read_s:.1f} s; reasoner batch x 5 payers "
+              f"{run_s:.1f} s ({run_s / read_s:.1f}x), peak {run_mb:.0f} MB")
+        rows.append([f"{kind}, {args.rows:,} members ({size:,.0f} MB)", f"{read_s:.1f} s", f"{run_s:.1f} s",
+                     f"{run_s / read_s:.1f}×", f"{args.rows / run_s:,.0f}", f"{run_mb:,.0f} MB"])
+    figures.write("bench_population", figures.table(
+        ["input", "DuckDB's own read", "`reasoner batch` × 5 payers, end to end", "ratio", "members/s",
+         "peak memory (batch)"], rows))
+
+
+if __name__ == "__main__":
+    main()

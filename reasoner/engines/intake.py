@@ -1,0 +1,191 @@
+"""Patient rows checked and laid out set-at-a-time: the vocabulary's checks compiled to SQL.
+
+`reasoner batch` reads populations of millions; checking each row in Python (pydantic) costs far
+more than deciding it. This module compiles the vocabulary into one SQL query over a table of rows
+written as JSON text (`line`, `j`): per row, whether it is certainly valid (`ok`), its id, and its
+facts laid out as the fast backend's wide table (`engines/sql.py`), codes mapped to domain values
+by the longest declared prefix exactly as `io/patient.py:domain_value` does.
+
+The contract is one-sided on purpose: a row the SQL accepts is a row `reasoner.io.patient.validate`
+accepts, with the same facts (tests/test_intake.py holds this on generated and mutated rows). A row
+the SQL does not accept is handed to `validate`, which gives the verdict and the messages; so there
+is one source of messages (the one `reasoner check` uses), and an unusual but valid spelling (a key
+given flat as `medications.baclofen.outcome`, a surrogate pair) is still decided, only more slowly.
+
+Every literal in the query comes from the checked vocabulary and IR (names, values, bounds, code
+prefixes); row content travels only as data.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from reasoner.engines.sql import DOCUMENTED, Layout, literal
+from reasoner.language.vocab import CODE_SYSTEMS, CPT_HCPCS, Concept, Vocabulary
+
+NUMBER_TYPES = "('UBIGINT', 'BIGINT', 'DOUBLE')"
+REQUEST = ("service", "indications", "line_of_business")
+
+
+def _pattern(regex: re.Pattern) -> str:
+    """A Python code pattern as an RE2 full-match pattern (anchors dropped: regexp_full_match
+    anchors at both ends, and stricter than Python's `$`, which also matches before a newline)."""
+    return literal(regex.pattern.removeprefix("^").removesuffix("$"))
+
+
+def _absent(x: str) -> str:
+    return f"({x} IS NULL OR json_type({x}) = 'NULL')"
+
+
+def _text(x: str) -> str:
+    return f"json_extract_string({x}, '$')"
+
+
+SQL_TYPES = {"boolean": "BOOLEAN", "number": "DOUBLE", "date": "VARCHAR", "enum": "VARCHAR", "set": ["VARCHAR"],
+             "codes": ["VARCHAR"]}
+
+
+class _Concepts:
+    """Per concept: its value as read (`normal`), whether that value is certainly what validate
+    accepts (`check`), and the layout columns it fills (`values`).
+
+    Every row is parsed a few times in all, not once per concept: one `json_type` call gives the
+    JSON type of every field, one `json_transform` reads every field as the type its kind asks for
+    (non-strictly: a string where a number is asked becomes a number, which is why each value is
+    used only where its JSON type is the right one)."""
+
+    def __init__(self, vocab: Vocabulary):
+        self.vocab = vocab
+
+    def mapped(self, c: Concept, s: str) -> str:
+        """A text value as its domain value, or NULL (io/patient.py:domain_value in SQL)."""
+        names = self.vocab.domains[c.domain]
+        named = f"WHEN {s} IN ({', '.join(map(literal, names))}) THEN {s}"
+        pattern = CODE_SYSTEMS.get(self.vocab.systems.get(c.domain, ""))
+        if pattern is None or not self.vocab.codes[c.domain]:
+            return f"CASE {named} END"
+        prefixes = sorted(self.vocab.codes[c.domain].items(), key=lambda kv: -len(kv[0]))
+        by_prefix = " ".join(f"WHEN starts_with({s}, {literal(p)}) THEN {literal(v)}" for p, v in prefixes)
+        fallback = literal("other") if "other" in names else "NULL"
+        return (f"CASE {named} WHEN regexp_full_match({s}, {_pattern(pattern)}) THEN "
+                f"(CASE {by_prefix} ELSE {fallback} END) END")
+
+    def normal(self, c: Concept, t: str, x: str) -> str:
+        """The value read (`x`, from the transform) where its JSON type `t` is right, else NULL;
+        sets: a list with NULL for each item that names no value."""
+        kind = c.kind
+        if kind == "boolean":
+            return f"CASE WHEN {t} = 'BOOLEAN' THEN {x} END"
+        if kind == "number":
+            return f"CASE WHEN {t} IN {NUMBER_TYPES} THEN {x} END"
+        if kind == "date":
+            return (f"CASE WHEN {t} = 'VARCHAR' AND regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
+                    f"THEN TRY_CAST({x} AS DATE) END")
+        if kind == "enum":
+            return f"CASE WHEN {t} = 'VARCHAR' THEN {self.mapped(c, x)} END"
+        if kind == "set":  # an item that is not text reads as text no value is named by
+            return f"CASE WHEN {t} = 'ARRAY' THEN list_transform({x}, lambda e: {self.mapped(c, 'e')}) END"
+        return f"CASE WHEN {t} = 'ARRAY' THEN {x} END"  # codes: unquoted numbers read as their digits
+
+    def check(self, c: Concept, x: str, n: str) -> str:
+        """True when the value read (`n`; `x` as transformed) is certainly what validate accepts."""
+        kind = c.kind
+        if kind == "number":
+            whole = f" AND {n} = floor({n})" if c.whole else ""
+            return f"({n} IS NOT NULL AND isfinite({n}) AND {n} BETWEEN {literal(c.low)} AND {literal(c.high)}{whole})"
+        if kind in ("boolean", "date", "enum"):
+            return f"({n} IS NOT NULL)"
+        readable = f"list_count({n}) = len({n})"
+        if kind == "codes":
+            readable += f" AND list_bool_and(list_transform({n}, lambda e: regexp_full_match(e, {_pattern(CPT_HCPCS)})))"
+        distinct = f"len(list_distinct({x})) = len({x})"  # as written: two codes of one value are fine
+        return f"({n} IS NOT NULL AND (len({n}) = 0 OR COALESCE({readable} AND {distinct}, FALSE)))"
+
+    def values(self, c: Concept, n: str, members: list[str | None]) -> list[str]:
+        """SQL for each layout column of the concept (a set has one per member, None: documented)."""
+        if c.kind == "date":
+            return [f"CAST(date_diff('day', DATE '0001-01-01', {n}) + 1 AS DOUBLE)"]
+        if c.kind in ("boolean", "number", "enum"):
+            return [n]
+        return [f"COALESCE(len({n}) > 0, FALSE)" if m is DOCUMENTED else f"COALESCE(list_contains({n}, {literal(m)}), FALSE)"
+                for m in members]
+
+
+def _path(*parts: str) -> str:
+    return "$." + ".".join(f'"{p}"' for p in parts)
+
+
+def _keys_ok(t: str, keys: str, allowed) -> str:
+    """An object (JSON type `t`, keys `keys`) with only these keys, none given twice (Python's
+    reader refuses duplicates)."""
+    return (f"({t} = 'OBJECT' AND list_has_all([{', '.join(map(literal, allowed))}], {keys}) "
+            f"AND len(list_distinct({keys})) = len({keys}))")
+
+
+def _spec(vocab: Vocabulary) -> str:
+    """The json_transform structure: every field typed as its kind asks."""
+    spec: dict = {name: SQL_TYPES[c.kind] for name, c in vocab.plain().items()}
+    spec.update(id="VARCHAR", description="VARCHAR")
+    for name, record in vocab.records.items():
+        spec[name] = {key: {f: SQL_TYPES[vocab.concepts[record.concept(key, f)].kind] for f in record.fields}
+                      for key in vocab.domains[record.key_domain]}
+    return json.dumps(spec)
+
+
+def intake_query(vocab: Vocabulary, layout: Layout, source: str) -> str:
+    """SELECT line, ok, id and the layout's columns from `source` (columns `line`, `j`)."""
+    concepts = _Concepts(vocab)
+    paths = ["$"]
+    where: dict[str, tuple[str, str]] = {}  # field -> (its JSON type, its value as transformed)
+
+    def field(key: str, *parts: str) -> tuple[str, str]:
+        paths.append(_path(*parts))
+        where[key] = (f"t[{len(paths)}]", "s." + ".".join(f'"{p}"' for p in parts))
+        return where[key]
+
+    for name in list(vocab.plain()) + ["id", "description"]:
+        field(name, name)
+    containers: list[tuple[str, list[str]]] = []  # (path key, allowed keys) of records and their entries
+    for name, record in vocab.records.items():
+        keys = list(vocab.domains[record.key_domain])
+        field(name, name)
+        containers.append((name, keys))
+        for key in keys:
+            field(f"{name}.{key}", name, key)
+            containers.append((f"{name}.{key}", list(record.fields)))
+            for f_name in record.fields:
+                field(record.concept(key, f_name), name, key, f_name)
+    names = {name: f"f{i}" for i, name in enumerate(vocab.concepts)}
+    normal = [f"{concepts.normal(vocab.concepts[n], *where[n])} AS {names[n]}" for n in vocab.concepts]
+    absent = {k: f"({t} IS NULL OR {t} = 'NULL')" for k, (t, _) in where.items()}
+    checks = [f"({absent[n]} OR {concepts.check(vocab.concepts[n], where[n][1], names[n])})" for n in vocab.concepts]
+    checks += [f"({absent[n]} OR {where[n][0]} = 'VARCHAR')" for n in ("id", "description")]
+    container_paths = [_path(*k.split(".")) for k, _ in containers]
+    any_record = " OR ".join(f"{where[k][0]} IS NOT NULL" for k, _ in containers[:1] + [
+        (n, None) for n in vocab.records]) or "FALSE"
+    for i, (key, allowed) in enumerate(containers, 1):
+        t = where[key][0]
+        check = _keys_ok(t, f"ck[{i}]", allowed)
+        checks.append(f"({absent[key]} OR {check})")
+    known = list(vocab.plain()) + list(vocab.records) + ["id", "description"]
+    request = [f"NOT {absent[n]}" + (f" AND len({names[n]}) > 0" if vocab.concepts[n].kind in ("set", "codes") else "")
+               for n in REQUEST if n in vocab.concepts]
+    ok = " AND ".join([_keys_ok("t[1]", "k", known), *request, *checks])
+    members: dict[str, list] = {}
+    for col in layout.columns:
+        members.setdefault(col.concept, []).append((col.name, col.member))
+    columns = []
+    for concept, cols in members.items():
+        sql = concepts.values(vocab.concepts[concept], names[concept], [m for _, m in cols])
+        columns += [f"CASE WHEN ok THEN {s} END AS {name}" for s, (name, _) in zip(sql, cols)]
+    # a surrogate escape (\ud800) is valid JSON but not valid text: validate() explains it
+    usable = "json_valid(j) AND NOT regexp_matches(j, '\\\\[uU][dD][89abAB]')"
+    record_keys = (f"CASE WHEN {any_record} THEN json_keys(j, [{', '.join(map(literal, container_paths))}]) END"
+                   if containers else "NULL")
+    return (f"WITH usable AS (SELECT line, CASE WHEN {usable} THEN j END AS j FROM {source}), "
+            f"parsed AS (SELECT line, j, json_type(j, [{', '.join(map(literal, paths))}]) AS t, "
+            f"json_transform(j, {literal(_spec(vocab))}) AS s, json_keys(j) AS k FROM usable), "
+            f"typed AS (SELECT *, {record_keys} AS ck FROM parsed), "
+            f"normal AS (SELECT line, t, s, k, ck, {', '.join(normal)} FROM typed), "
+            f"checked AS (SELECT *, COALESCE(j_ok AND {ok}, FALSE) AS ok FROM (SELECT *, t IS NOT NULL AS j_ok FROM normal)) "
+            f"SELECT line, ok, CASE WHEN ok THEN s.id END AS id, {', '.join(columns)} FROM checked")
