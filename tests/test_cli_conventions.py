@@ -136,6 +136,7 @@ def _member(loaded, **changes):
     return dict(validate(data, loaded.vocab, "member").facts)
 
 
+@pytest.mark.slow
 def test_an_any_of_none_documented_reads_as_such(reasoner, loaded):
     """QualChoice asks for any one of several screening instruments; with none documented the summary
     says so, instead of listing the instruments as if all were needed."""
@@ -159,6 +160,7 @@ def searched(loaded):
     return diff.complete(loaded, result)
 
 
+@pytest.mark.slow
 def test_scope_effects_are_kept_apart_and_the_order_is_the_documented_one(searched):
     groups = [c.group for c in searched.classes]
     assert groups == sorted(groups, key=diff.GROUPS.index) and "scope" in groups
@@ -170,6 +172,7 @@ def test_scope_effects_are_kept_apart_and_the_order_is_the_documented_one(search
                                                                   if c.group == "criteria"}
 
 
+@pytest.mark.slow
 def test_summary_wording(searched):
     from reasoner.present import render
 
@@ -182,6 +185,7 @@ def test_summary_wording(searched):
     assert "Criteria differences" in text and "Scope effects" in text and "Order: criteria differences first" in text
 
 
+@pytest.mark.slow
 def test_a_line_of_business_filter(loaded):
     result = diff.search(loaded, ["qualchoice", "uhc"], "implant", "nonmalignant_pain", examples=40, seed=1,
                          lines="commercial")
@@ -189,6 +193,7 @@ def test_a_line_of_business_filter(loaded):
     assert all(c.pattern.rule_b != "outside_lines" for c in result.classes)
 
 
+@pytest.mark.slow
 def test_witnesses_are_saved_as_patient_files_in_their_class(reasoner, loaded, searched, tmp_path, at_root):
     done = CliRunner().invoke(app, ["diff", "--payers", "qualchoice,uhc", "--service", "implant", "--indication",
                                     "nonmalignant_pain", "--examples", "80", "--save-witnesses", str(tmp_path)])

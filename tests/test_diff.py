@@ -35,6 +35,7 @@ def _solver_rule(encoding: Encoding, policy, facts) -> str | None:
     return fired[0]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 @given(patients(LOADED) | near_coverage(LOADED, ALL))
 def test_solver_encoding_decides_like_the_engine(reasoner, patient):
@@ -43,6 +44,7 @@ def test_solver_encoding_decides_like_the_engine(reasoner, patient):
         assert _solver_rule(ENCODING, policy, patient.facts) == evaluation.decided[policy.id], policy.id
 
 
+@pytest.mark.slow
 def test_representatives_cover_every_region_between_thresholds():
     age = LOADED.vocab.concepts["age"]
     assert [float(v) for v in representatives(age, {18})] == [0, 18, 130]
@@ -56,12 +58,14 @@ def nonmalignant():
     return diff.complete(LOADED, result)
 
 
+@pytest.mark.slow
 def test_search_is_deterministic_for_a_seed():
     one = diff.search(LOADED, PAIR, "implant", "nonmalignant_pain", examples=60, seed=3)
     two = diff.search(LOADED, PAIR, "implant", "nonmalignant_pain", examples=60, seed=3)
     assert diff.as_json(one) == diff.as_json(two)
 
 
+@pytest.mark.slow
 def test_strict_versus_non_strict_relief_is_a_class(reasoner, nonmalignant):
     """The search finds the class (CAM denies, CMM-210 covers); a member at exactly 50 % relief,
     sharpened and shrunk, shows the strict bound as the one criterion that separates them."""
@@ -79,6 +83,7 @@ def test_strict_versus_non_strict_relief_is_a_class(reasoner, nonmalignant):
     assert [(p, [c.test for c in crit]) for p, crit in theme.others] == [("cmm210", ["pain_trial_relief ≥ 50 %"])]
 
 
+@pytest.mark.slow
 def test_every_witness_is_in_its_class_and_one_minimal(reasoner, nonmalignant):
     for cls in nonmalignant.classes:
         w = diff._Witness(reasoner, cls.pattern)
@@ -91,6 +96,7 @@ def test_every_witness_is_in_its_class_and_one_minimal(reasoner, nonmalignant):
             assert smaller is None or not smaller <= failing, (cls.pattern, concept)
 
 
+@pytest.mark.slow
 def test_exhaustive_check_completes_the_search(nonmalignant):
     assert nonmalignant.exhaustive
     found = [c for c in nonmalignant.classes if "search" in c.found_by]
@@ -98,6 +104,7 @@ def test_exhaustive_check_completes_the_search(nonmalignant):
     assert all(c.count == 0 for c in nonmalignant.classes if c.found_by == {"exhaustive"})
 
 
+@pytest.mark.slow
 def test_exhaustive_check_proves_the_absence_of_other_classes():
     # both documents name no line of business and apply to every line: no class turns on the line;
     # CMM-210 concerns spinal systems only, so an intravenous opioid pump is a class of its own
@@ -109,6 +116,7 @@ def test_exhaustive_check_proves_the_absence_of_other_classes():
         ("criteria_not_met", "other_route"), ("unapproved_drug", "other_route")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("planted", PLANTED, ids=[p.name for p in PLANTED])
 def test_a_planted_change_is_found(planted):
     loaded = load_with(planted)
@@ -126,6 +134,7 @@ def test_an_unchanged_copy_has_no_disagreement():
     assert diff.search(loaded, ["uhc", "uhc_planted"], examples=50).classes == []
 
 
+@pytest.mark.slow
 def test_diff_cli_json_and_reports(at_root, tmp_path):
     runner = CliRunner()
     args = ["diff", "--payers", "cam70141,cmm210", "--service", "implant",
@@ -153,6 +162,7 @@ def test_diff_cli_rejects_bad_options(at_root, extra, message):
     assert result.exit_code == EXIT_USAGE and message in result.output
 
 
+@pytest.mark.slow
 def test_themes_merge_classes_of_one_covering_payer():
     cite = LOADED.program.policy("cam70141").rules[0].cite
     fails = (diff.Criterion("cam70141", "n1", "trial_pain_relief", "trial_pain_relief > 50 %", "more than half", cite, False),)
@@ -167,6 +177,7 @@ def test_themes_merge_classes_of_one_covering_payer():
     assert theme.count == 5 and [p for p, _ in theme.others] == ["cmm210"]
 
 
+@pytest.mark.slow
 @settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 @given(patients(LOADED) | near_coverage(LOADED, ALL))
 def test_generated_patients_are_realistic(patient):
@@ -186,6 +197,7 @@ def test_generated_patients_are_realistic(patient):
                                         if LOADED.vocab.concepts[c].kind == "number")
 
 
+@pytest.mark.slow
 def test_generation_leans_on_thresholds():
     people = diff.generate(LOADED, ALL, {"service": "implant", "indications": ["nonmalignant_pain"]}, 200, seed=0)
     reliefs = [p.facts["pain_trial_relief"] for p in people if "pain_trial_relief" in p.facts]

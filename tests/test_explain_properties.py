@@ -46,6 +46,7 @@ def _check_leaf_facts(step, patient) -> None:
             assert all(f.value is not None for f in leaf.facts)
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(patient=patients(LOADED), payer=st.sampled_from(PAYERS))
 def test_why_is_sound(reasoner, patient, payer):
@@ -76,6 +77,7 @@ def _check_failure_listing(step, nodes, truth) -> None:
             _check_failure_listing(child, nodes, truth)
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(patient=patients(LOADED), payer=st.sampled_from(PAYERS))
 def test_why_not_lists_every_failing_criterion(reasoner, patient, payer):
@@ -113,6 +115,7 @@ def _apply(patient, changes):
     return validate(facts, LOADED.vocab, "<repaired>")
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(patient=patients(LOADED), payer=st.sampled_from(PAYERS))
 def test_repairs_flip_the_decision_and_are_minimal(reasoner, patient, payer):

@@ -1,6 +1,8 @@
 """One Reasoner used from several threads at once decides exactly as it does alone (robustness H5)."""
 from __future__ import annotations
 
+import pytest
+
 from concurrent.futures import ThreadPoolExecutor
 
 import yaml
@@ -18,6 +20,7 @@ def _patients(loaded):
     return out
 
 
+@pytest.mark.slow
 def test_a_shared_reasoner_is_safe_across_threads(reasoner, loaded):
     patients = _patients(loaded) * 6
     alone = [[(d.policy, d.kind, d.rule) for d in reasoner.decide(p)] for p in patients]
