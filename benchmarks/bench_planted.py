@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from reasoner.search import diff
-from reasoner.search.planted import PLANTED, copy_id, load_with
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import figures  # noqa: E402
+
+from reasoner.search import diff  # noqa: E402
+from reasoner.search.planted import PLANTED, copy_id, load_with  # noqa: E402
 
 
 def first_find(loaded, p, seed: int, max_examples: int) -> tuple[int | None, float]:
@@ -26,7 +32,7 @@ def first_find(loaded, p, seed: int, max_examples: int) -> tuple[int | None, flo
         start = time.perf_counter()
         result = diff.search(loaded, [p.policy, copy_id(p)], p.service, p.indication, examples=n, seed=seed)
         seconds = time.perf_counter() - start
-        if any(c.concept == p.concept for cls in result.classes for side in (cls.a, cls.b) for c in side.criteria):
+        if any(c.concept.startswith(p.concept) for cls in result.classes for side in (cls.a, cls.b) for c in side.criteria):
             return n, seconds
         n *= 2
     return None, 0.0
@@ -38,6 +44,7 @@ def main() -> None:
     ap.add_argument("--max-examples", type=int, default=1600)
     args = ap.parse_args()
     print(f"{'planted change':<62} {'found':>7} {'examples (median/max)':>22} {'seconds (median/max)':>21} {'proven classes':>15}")
+    rows = []
     for p in PLANTED:
         loaded = load_with(p)
         runs = [first_find(loaded, p, seed, args.max_examples) for seed in range(args.seeds)]
@@ -46,6 +53,11 @@ def main() -> None:
         ex = f"{statistics.median(n for n, _ in found):g}/{max(n for n, _ in found)}" if found else "—"
         sec = f"{statistics.median(s for _, s in found):.2f}/{max(s for _, s in found):.2f}" if found else "—"
         print(f"{p.name:<62} {len(found)}/{len(runs):>5} {ex:>22} {sec:>21} {proven:>15}")
+        rows.append([f"{p.name} ({p.policy})", f"{len(found)}/{len(runs)}", ex.replace("/", " / "),
+                     sec.replace("/", " / "), proven])
+    figures.write("bench_planted", figures.table(
+        ["planted change (`reasoner/search/planted.py`)", "found", "examples needed (median / worst)",
+         "seconds (median / worst)", "classes proven"], rows))
 
 
 if __name__ == "__main__":

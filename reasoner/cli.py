@@ -28,6 +28,7 @@ from reasoner.errors import InputError, OutputError, PatientError, Problem, did_
 from reasoner.language.load import VOCABULARY_FILE, Loaded, lint, load, policy_files
 from reasoner.io.patient import Patient, load_patient, validate
 from reasoner.paths import policies_dir
+from reasoner.web.command import serve
 
 EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_RESOURCES, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
@@ -420,7 +421,7 @@ def diff_cmd(
     themes = diff.themes(result)
     try:
         if report is not None:
-            _write_report(report, result, themes)
+            _write_report(report, result, themes, loaded.vocab)
             err.print(f"report written to {report}")
         if save_witnesses is not None:
             files = diff.witness_files(result, loaded.vocab)
@@ -457,12 +458,15 @@ def _yaml(data: dict) -> str:
     return buffer.getvalue()
 
 
-def _write_report(report: Path, result, themes) -> None:
-    """The full report as Markdown, or as an HTML page of the same summary."""
+def _write_report(report: Path, result, themes, vocab=None) -> None:
+    """The full report as Markdown, or as the web workbench's disagreements page saved as one
+    self-contained HTML file (headings, classes table, heatmap, witnesses; works offline)."""
     if report.suffix.lower() == ".md":
         _write_text(report, render.diff_markdown(result, themes))
         return
-    _write_text(report, render.diff_html(result, themes))
+    from reasoner.web.report import diff_report_html
+
+    _write_text(report, diff_report_html(result, themes, vocab))
 
 
 @app.command("policies")
@@ -506,6 +510,9 @@ def _unraisable(unraisable) -> None:
     is not an error to report: the watchdog above ends the run."""
     if not issubclass(unraisable.exc_type, KeyboardInterrupt):
         sys.__unraisablehook__(unraisable)
+
+
+app.command("serve")(serve)  # the workbench: reasoner/web, over the same library as these commands
 
 
 def main() -> None:

@@ -357,16 +357,6 @@ def pair_table(result) -> Table:
     return table
 
 
-def diff_html(result, themes) -> str:
-    """The summary as a standalone HTML page (rich's export of the same trees and tables)."""
-    import io
-
-    recorder = Console(record=True, width=140, file=io.StringIO(), color_system="truecolor")
-    for part in diff_summary(result, themes):
-        recorder.print(part)
-    return recorder.export_html(inline_styles=True)
-
-
 def md(text) -> str:
     """Text from a policy or patient file made inert in Markdown: no HTML, no links or emphasis, no
     table breaks, no terminal control characters."""
