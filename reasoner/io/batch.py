@@ -23,6 +23,7 @@ from typing import Iterator
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -73,15 +74,25 @@ class Chunk:
     lines: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     bad: dict[int, InputError] = field(default_factory=dict)
+    arrow: pa.Table | None = None  # the rows already as a table (Parquet): no Python strings at all
 
     def __len__(self) -> int:
-        return len(self.lines) + len(self.bad)
+        return (self.arrow.num_rows if self.arrow is not None else len(self.lines)) + len(self.bad)
 
     def table(self) -> pa.Table:
         """In record batches of a few thousand rows: DuckDB scans one batch per thread at a time,
         so a single batch would keep the other cores idle."""
-        table = pa.table({"line": pa.array(self.lines, pa.int64()), "j": pa.array(self.texts, pa.string())})
+        table = self.arrow if self.arrow is not None else \
+            pa.table({"line": pa.array(self.lines, pa.int64()), "j": pa.array(self.texts, pa.string())})
         return pa.Table.from_batches(table.to_batches(max_chunksize=4096), table.schema)
+
+    def text(self, lines: list[int]) -> dict[int, str]:
+        """The JSON text of these rows (the few the SQL did not accept)."""
+        if self.arrow is None:
+            wanted = set(lines)
+            return {n: t for n, t in zip(self.lines, self.texts) if n in wanted}
+        picked = self.arrow.filter(pc.is_in(self.arrow.column("line"), pa.array(lines, pa.int64())))
+        return dict(zip(picked.column("line").to_pylist(), picked.column("j").to_pylist()))
 
 
 def _json(line: bytes | str) -> object:
@@ -186,7 +197,7 @@ def _parquet(path: Path, size: int) -> Iterator[Chunk]:
     """Each row as JSON text, by DuckDB (dates as YYYY-MM-DD, lists as arrays, NULL as null, which
     like an absent field documents nothing). The file's column names stay data: no SQL is built
     from them."""
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
     try:
         try:
             reader = con.sql("SELECT to_json(t)::VARCHAR AS j FROM read_parquet(?) t", params=[str(path)]).to_arrow_reader(size)
@@ -194,9 +205,9 @@ def _parquet(path: Path, size: int) -> Iterator[Chunk]:
             raise InputError([Problem(str(path), f"is not a readable Parquet file ({str(err)[:200]}); nothing was decided.")]) from None
         number = 0
         for batch in reader:
-            texts = batch.column(0).to_pylist()
-            yield Chunk(list(range(number + 1, number + 1 + len(texts))), texts)
-            number += len(texts)
+            lines = pa.array(range(number + 1, number + 1 + batch.num_rows), pa.int64())
+            yield Chunk(arrow=pa.table({"line": lines, "j": batch.column(0)}))
+            number += batch.num_rows
     finally:
         con.close()
 
@@ -372,8 +383,9 @@ def adjudicate(path: Path, loaded: Loaded, pipeline: Pipeline, writer: "Writer",
     report = Report()
     for part in chunks(path, loaded, chunk):
         report.read += len(part)
-        texts = dict(zip(part.lines, part.texts))
-        doubtful = [(line, _json(texts[line])) for line in pipeline.stage(part)] + list(part.bad.items())
+        unsure = pipeline.stage(part)
+        texts = part.text(unsure)
+        doubtful = [(line, _json(texts[line])) for line in unsure] + list(part.bad.items())
         found: list[Problem] = []
         rescued = pipeline.fallback(sorted(doubtful, key=lambda r: r[0]), str(path), found)
         _account(report, found, len(doubtful) - rescued.num_rows)
