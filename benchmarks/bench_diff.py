@@ -3,7 +3,7 @@ does `reasoner diff` find with a given example budget, and in how many seconds.
 
 All five payers, permanent pump, chronic non-malignant pain (the README's example), seed 0; the
 exhaustive check runs once. The figures are deterministic for a seed except the seconds; the
-300-example row is the one notebook 02 prints and `tests/test_readme_figures.py` re-checks.
+300-example row is the one notebook 02 prints and `tests/test_notebooks.py` re-checks.
 Prints figures and writes `benchmarks/figures/bench_diff.md` (copied into the README).
 
 Run: python benchmarks/bench_diff.py [--budgets 100 300 1000] [--seed 0]

@@ -66,6 +66,22 @@ def test_search_is_deterministic_for_a_seed():
 
 
 @pytest.mark.slow
+def test_search_depends_on_the_seed_not_on_what_the_caller_imported(tmp_path, monkeypatch):
+    """Hypothesis draws constants from every local module imported; a notebook and a benchmark
+    once found different classes for one seed because they had imported different scripts."""
+    def patients_of():
+        return [p.facts for p in diff.generate(LOADED, PAIR, {"service": "implant"}, 40, seed=5)]
+
+    before = patients_of()
+    (tmp_path / "analyst_script.py").write_text(
+        "THRESHOLD = 37\nRATIO = 0.625\nCODE = 'G89.29'\nWEEKS = [5, 11, 13, 2024]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import analyst_script  # noqa: F401  (a new local module full of constants)
+
+    assert patients_of() == before
+
+
+@pytest.mark.slow
 def test_strict_versus_non_strict_relief_is_a_class(reasoner, nonmalignant):
     """The search finds the class (CAM denies, CMM-210 covers); a member at exactly 50 % relief,
     sharpened and shrunk, shows the strict bound as the one criterion that separates them."""

@@ -21,7 +21,9 @@ abstraction falls in that class; so the search's classes can be checked for comp
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import z3
@@ -129,8 +131,38 @@ def generate(loaded, payers: list[str], fixed: dict, examples: int, seed: int, t
         if tick:
             tick()
 
-    collect()
+    with _reproducible():
+        collect()
     return out
+
+
+_GENERATING = threading.Lock()
+
+
+@contextmanager
+def _reproducible():
+    """Hypothesis mixes into its draws constants read from every *local* module imported so far
+    (the caller's scripts, notebooks, tests), so the same seed gave different patients from the
+    CLI, a notebook and a benchmark. For the search's patients to depend only on the seed (and the
+    pinned Hypothesis version), that pool is empty while we generate. This reaches into Hypothesis's
+    internals; `tests/test_diff.py` fails if the seed stops being enough."""
+    try:
+        from hypothesis.internal.conjecture import providers
+    except ImportError:  # pragma: no cover - a Hypothesis without the constants pool
+        yield
+        return
+    if not hasattr(providers, "_get_local_constants"):  # pragma: no cover
+        yield
+        return
+    with _GENERATING:
+        saved = providers._get_local_constants
+        providers._get_local_constants = providers.Constants
+        providers.CONSTANTS_CACHE.cache.clear()
+        try:
+            yield
+        finally:
+            providers._get_local_constants = saved
+            providers.CONSTANTS_CACHE.cache.clear()
 
 
 def patterns(payers: list[str], outcomes: list[dict]) -> list[list[Pattern]]:
