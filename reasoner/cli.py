@@ -240,8 +240,11 @@ def batch(
         program = type(program)(tuple(p for p in program.policies if p.id in chosen))
     err = render.console(stderr=True)
     try:
-        total = b.count_rows(input)
         pipeline = b.Pipeline(program, loaded, fmt, engine)
+    except InputError as error:  # the engine asked for cannot run here (no PySpark, no Java)
+        _fail(error.problems, as_json, EXIT_USAGE)
+    try:
+        total = b.count_rows(input)
         with _sink(out, input, on_error) as handle, b.Writer(handle, fmt) as writer:
             with render.batch_progress(err, total) as advance:
                 report = b.adjudicate(input, loaded, pipeline, writer, on_error, problems, advance, chunk)
@@ -260,6 +263,8 @@ def batch(
         what = "has invalid rows" if isinstance(error, PatientError) else "cannot be read"
         err.print(f"rejected: {input} {what}; nothing written{previous}.")
         raise typer.Exit(EXIT_INPUT)
+    finally:
+        pipeline.close()
     err.print(render.problems_text(problems[:20]), end="")
     err.print(render.batch_summary(report, len(problems)))
     if as_json:

@@ -267,7 +267,12 @@ class Pipeline:
         decide = compile_query(program, vocab, self.layout, "staged", keep=("id",))
         self.con.register("rule_info", _rule_info(program))
         self.con.register("node_info", _node_info(program))
-        self.output = _output_query(program, fmt == "csv", decide)
+        # on Spark the decision query runs there, over the staged rows; the long layout stays here
+        self.spark = None
+        if engine == "spark":
+            from reasoner.engines.spark import SparkBackend
+            self.spark = SparkBackend(program, vocab, keep=("id",))
+        self.output = _output_query(program, fmt == "csv", None if self.spark else decide)
 
     def run(self, sql: str, **tables: pa.Table) -> pa.Table:
         for name, table in tables.items():
@@ -328,7 +333,14 @@ class Pipeline:
 
     def decisions(self) -> pa.Table:
         """Every accepted row of the staged chunk, decided and laid out long, in input order."""
-        return self.run(self.output)
+        if self.spark is None:
+            return self.run(self.output)
+        staged = self.run(STAGED).cast(self.schema)
+        return self.run(self.output, decided=self.spark.run_arrow(staged))
+
+    def close(self) -> None:
+        if self.spark is not None:
+            self.spark.close()
 
 
 def _rule_info(program: ir.Program) -> pa.Table:
@@ -349,9 +361,13 @@ def _node_info(program: ir.Program) -> pa.Table:
                      "label": [v[1] for v in nodes.values()]})
 
 
-def _output_query(program: ir.Program, csv_cells: bool, decide: str) -> str:
+STAGED = "SELECT line AS pid, * EXCLUDE (line, ok) FROM staged_all WHERE ok"
+
+
+def _output_query(program: ir.Program, csv_cells: bool, decide: str | None) -> str:
     """One row per patient and payer, in input order then payer order; for CSV, lists joined with
-    '; ' and every text cell that a spreadsheet would run as a formula prefixed with a quote."""
+    '; ' and every text cell that a spreadsheet would run as a formula prefixed with a quote.
+    With `decide` None the decisions come from a registered table `decided` (Spark's answer)."""
     parts = [f"SELECT pid, id, {literal(p.id)} AS payer, {k} AS k, {p.id}__rule AS rule, "
              f"{p.id}__decision AS decision, {p.id}__failing AS failing FROM decided"
              for k, p in enumerate(program.policies)]
@@ -370,8 +386,8 @@ def _output_query(program: ir.Program, csv_cells: bool, decide: str) -> str:
     select = ", ".join(f"{e} AS {n}" for n, e in cols.items())
     union = " UNION ALL ".join(parts) if parts else "SELECT NULL::BIGINT AS pid, NULL AS id, NULL AS payer, 0 AS k, " \
         "NULL AS rule, NULL AS decision, NULL AS failing WHERE FALSE"
-    staged = "SELECT line AS pid, * EXCLUDE (line, ok) FROM staged_all WHERE ok"
-    return (f"WITH staged AS ({staged}), decided AS ({decide}), u AS ({union}), m AS (SELECT MAP(list(id), list(name)) AS names, MAP(list(id), list(label)) AS labels "
+    decided = f"staged AS ({STAGED}), decided AS ({decide}), " if decide else ""
+    return (f"WITH {decided}u AS ({union}), m AS (SELECT MAP(list(id), list(name)) AS names, MAP(list(id), list(label)) AS labels "
             f"FROM node_info) SELECT {select} FROM u CROSS JOIN m LEFT JOIN rule_info r ON r.payer = u.payer "
             f"AND r.rule = u.rule ORDER BY u.pid, u.k")
 
