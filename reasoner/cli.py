@@ -535,6 +535,13 @@ def main() -> None:
             print("interrupted; no partial output was left.", file=sys.stderr)
             sys.exit(128 + _signals[-1] if _signals else EXIT_INTERRUPTED)
         raise
+    except Exception:
+        # a library that caught the interruption may raise something else in its place (DuckDB
+        # wraps it in the error of whatever it was doing): after a signal, any failure is that signal
+        if _signals:
+            print("interrupted; no partial output was left.", file=sys.stderr)
+            sys.exit(128 + _signals[-1])
+        raise
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import csv
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -274,17 +275,20 @@ class Pipeline:
             self.spark = SparkBackend(program, vocab, keep=("id",))
         self.output = _output_query(program, fmt == "csv", None if self.spark else decide)
 
-    def run(self, sql: str, **tables: pa.Table) -> pa.Table:
-        for name, table in tables.items():
-            self.con.register(name, table)
+    @contextmanager
+    def _registered(self, what: str, **tables: pa.Table):
+        """Tables visible to DuckDB for one statement, and its failures in our terms: memory as
+        OutOfMemory, and a Ctrl-C as KeyboardInterrupt, however DuckDB wraps it (an interrupt
+        arriving while it reads an Arrow table's schema surfaces as InvalidInputException)."""
         try:
-            return self.con.sql(sql).to_arrow_table()
+            for name, table in tables.items():
+                self.con.register(name, table)
+            yield
         except duckdb.OutOfMemoryException:
-            raise OutOfMemory(f"deciding a chunk needs more than {MEMORY_LIMIT} of memory; run again with a "
-                              "smaller --chunk") from None
+            raise OutOfMemory(f"{what} needs more than {MEMORY_LIMIT} of memory; run again with a smaller --chunk") from None
         except duckdb.InterruptException:
             raise KeyboardInterrupt from None
-        except RuntimeError as err:  # a signal during a query surfaces as this
+        except (duckdb.Error, RuntimeError) as err:
             if "interrupt" in str(err).lower():
                 raise KeyboardInterrupt from None
             raise
@@ -292,26 +296,22 @@ class Pipeline:
             for name in tables:
                 self.con.unregister(name)
 
+    def run(self, sql: str, **tables: pa.Table) -> pa.Table:
+        with self._registered("deciding a chunk", **tables):
+            return self.con.sql(sql).to_arrow_table()
+
     def stage(self, chunk: Chunk) -> list[int]:
         """Check and lay out a chunk inside DuckDB (table `staged_all`); the lines it did not accept."""
-        self.con.register("chunk", chunk.table())
-        try:
+        with self._registered(f"a chunk of {len(chunk.lines):,} rows", chunk=chunk.table()):
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE staged_all AS {self.intake}")
-        except duckdb.OutOfMemoryException:
-            raise OutOfMemory(f"a chunk of {len(chunk.lines):,} rows needs more than {MEMORY_LIMIT} of memory; "
-                              "run again with a smaller --chunk") from None
-        finally:
-            self.con.unregister("chunk")
-        return [line for (line,) in self.con.execute("SELECT line FROM staged_all WHERE NOT ok ORDER BY line").fetchall()]
+            return [line for (line,) in
+                    self.con.execute("SELECT line FROM staged_all WHERE NOT ok ORDER BY line").fetchall()]
 
     def add(self, rescued: pa.Table) -> None:
         """Rows validate accepted after the SQL did not: decided with the others."""
         if rescued.num_rows:
-            self.con.register("rescued", rescued)
-            try:
+            with self._registered("adding rescued rows", rescued=rescued):
                 self.con.execute("INSERT INTO staged_all SELECT pid AS line, TRUE AS ok, * EXCLUDE (pid) FROM rescued")
-            finally:
-                self.con.unregister("rescued")
 
     def fallback(self, rows: list[tuple[int, object]], where: str, problems: list[Problem]) -> pa.Table:
         """Rows the SQL did not accept, judged by `validate` (the messages `check` gives)."""
