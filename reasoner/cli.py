@@ -26,7 +26,7 @@ from reasoner.language.check import DECISIONS
 from reasoner.results.decide import Reasoner
 from reasoner.errors import InputError, OutputError, PatientError, Problem, did_you_mean
 from reasoner.language.load import VOCABULARY_FILE, Loaded, lint, load, policy_files
-from reasoner.io.patient import Patient, load_patient, validate
+from reasoner.io.patient import Patient, load_patient, to_yaml, validate
 from reasoner.paths import policies_dir
 from reasoner.web.command import serve
 
@@ -431,7 +431,7 @@ def diff_cmd(
         if save_witnesses is not None:
             files = diff.witness_files(result, loaded.vocab)
             for name, patient in files.items():
-                _write_text(save_witnesses / f"{name}.yaml", _yaml(patient))
+                _write_text(save_witnesses / f"{name}.yaml", to_yaml(patient))
             err.print(f"{render.plural(len(files), 'witness', 'witnesses')} written to {save_witnesses}")
     except OutputError as error:
         _fail(error.problems, as_json, EXIT_OUTPUT)
@@ -448,19 +448,6 @@ def _write_text(path: Path, text: str) -> None:
 
     with atomic_output(path, [], binary=False) as handle:
         handle.write(text)
-
-
-def _yaml(data: dict) -> str:
-    """A patient mapping as YAML 1.2 text (what patient files are read as)."""
-    import io
-
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = None
-    buffer = io.StringIO()
-    yaml.dump(data, buffer)
-    return buffer.getvalue()
 
 
 def _write_report(report: Path, result, themes, vocab=None) -> None:

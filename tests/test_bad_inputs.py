@@ -109,3 +109,18 @@ def test_one_bad_policy_loads_nothing(tmp_path):
                                            else "policy broken {")
     with pytest.raises(PolicyError):
         load(tmp_path)
+
+
+@pytest.mark.parametrize("entry", [[1, 2], "text", {"some_key": 3}])
+def test_a_malformed_record_is_kept_whole_by_flatten_and_named_by_validate(loaded, entry):
+    """flatten (used by golden cases, the web form and the diff) once crashed on a record whose
+    entries were not mappings; it keeps such a record whole and validate names it."""
+    from reasoner.errors import InputError
+    from reasoner.io.patient import flatten, validate
+
+    record = next(iter(loaded.vocab.records))
+    data = {"service": "implant", record: entry}
+    assert flatten(data, loaded.vocab)[record] == entry
+    with pytest.raises(InputError) as caught:
+        validate(flatten(data, loaded.vocab), loaded.vocab, "p.yaml")
+    assert any(record in p.where or record in p.message for p in caught.value.problems)

@@ -14,6 +14,7 @@ limited. These limits are far beyond any real patient record.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -337,10 +338,11 @@ def _unflatten(data: dict, vocab: Vocabulary) -> dict:
 
 
 def flatten(data: dict, vocab: Vocabulary) -> dict:
-    """A patient mapping with its records written flat (the inverse of `nested`)."""
+    """A patient mapping with its records written flat (the inverse of `nested`). A record that is
+    not a mapping of mappings is kept whole, for `validate` to say what it should be."""
     out = {}
     for key, value in data.items():
-        if key in vocab.records and isinstance(value, dict):
+        if key in vocab.records and _nested_ok(value):
             record = vocab.records[key]
             for k, entry in value.items():
                 for f, v in (entry or {}).items():
@@ -348,6 +350,10 @@ def flatten(data: dict, vocab: Vocabulary) -> dict:
         else:
             out[key] = value
     return out
+
+
+def _nested_ok(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(e, dict) or e is None for e in value.values())
 
 
 def _flat(parsed: BaseModel, vocab: Vocabulary):
@@ -422,3 +428,13 @@ def nested(facts: dict, vocab: Vocabulary) -> dict:
 def load_patient(path: Path | str, vocab: Vocabulary) -> Patient:
     path = Path(path)
     return validate(_read(path), vocab, str(path))
+
+
+def to_yaml(data: dict) -> str:
+    """A patient mapping as YAML 1.2 text, what patient files are read as (dates as text, so they
+    read back the same); the CLI's saved witnesses and the workbench's downloads both write this."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = None
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    return buffer.getvalue()

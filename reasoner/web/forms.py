@@ -14,7 +14,6 @@ starting with "_" are the page's own state (which payer's reasoning is open), ne
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import re
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Iterable
 from urllib.parse import urlencode
 
-from ruamel.yaml import YAML
 
 from reasoner.errors import PatientError, Problem
-from reasoner.io.patient import REQUEST, RESERVED, Patient, flatten, nested, read_json, read_yaml, short, validate
+from reasoner.io.patient import (REQUEST, RESERVED, Patient, flatten, nested, read_json, read_yaml, short, to_yaml,
+                                  validate)
 from reasoner.language.vocab import Vocabulary, exact_problem
 
 Raw = dict[str, tuple[str, ...]]  # field name -> the texts submitted for it
@@ -181,18 +180,9 @@ def texts(value) -> tuple[str, ...]:
     return (str(value),)
 
 
-def _flatten(facts: dict, vocab: Vocabulary) -> dict:
-    """Records written nested made flat; a record that is not a mapping of mappings is kept whole,
-    for validate to say what it should be."""
-    def nested_ok(value) -> bool:
-        return isinstance(value, dict) and all(isinstance(e, dict) or e is None for e in value.values())
-    odd = {k: v for k, v in facts.items() if k in vocab.records and not nested_ok(v)}
-    return {**flatten({k: v for k, v in facts.items() if k not in odd}, vocab), **odd}
-
-
 def raw_from_facts(facts: dict, vocab: Vocabulary) -> Raw:
     """Facts (flat or as a file nests them) as form values, in the vocabulary's order."""
-    flat = _flatten(dict(facts), vocab)
+    flat = flatten(dict(facts), vocab)
     order = {name: i for i, name in enumerate([*RESERVED, *vocab.concepts])}
     names = sorted(flat, key=lambda n: (order.get(n, len(order)), n))
     return {n: texts(flat[n]) for n in names if texts(flat[n])}
@@ -244,13 +234,7 @@ def patient_document(patient: Patient, vocab: Vocabulary) -> dict:
     return {**head, **nested(patient.facts, vocab)}
 
 
-def as_yaml(document: dict) -> str:
-    """YAML 1.2 text, what patient files are read as (dates as text, so they read back the same)."""
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = None
-    buffer = io.StringIO()
-    yaml.dump(document, buffer)
-    return buffer.getvalue()
+as_yaml = to_yaml  # the one writer of patient YAML (reasoner.io.patient)
 
 
 def as_json(document: dict) -> str:
