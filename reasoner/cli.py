@@ -378,6 +378,37 @@ def matrix_cmd(
         render.console().print(render.matrix_table(columns, service, indication))
 
 
+@app.command("questionnaire")
+def questionnaire_cmd(
+    payer: str = typer.Option(..., "--payer", metavar="ID", help="The payer whose questions to ask."),
+    service: str = typer.Option(..., "--service", metavar="SERVICE", help="The service requested (e.g. implant)."),
+    indication: Optional[str] = typer.Option(None, "--indication", metavar="INDICATION",
+                                             help="The indication (default: every indication's questions)."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write the JSON here (default: standard output)."),
+    policies: Optional[Path] = PoliciesOpt,
+    as_json: bool = typer.Option(False, "--json", help="Errors as JSON too (the questionnaire is always JSON)."),
+) -> None:
+    """The facts one payer's rules read for one request, as a FHIR R4 Questionnaire (JSON).
+
+    Generated from the policy's encoding: exactly the concepts its rules for this service and
+    indication test, grouped by the vocabulary's topics, with units, ranges and answer options."""
+    from reasoner.fhir.questionnaire import questionnaire
+
+    loaded = _load(policies, as_json)
+    (chosen,) = _payers(loaded, [payer], as_json)
+    _check_request(loaded, service, indication, as_json)
+    text = json.dumps(questionnaire(loaded.program, loaded.vocab, chosen, service, indication), indent=2,
+                      ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        _write_text(out, text)
+    except OutputError as error:
+        _fail(error.problems, as_json, EXIT_OUTPUT)
+    render.console(stderr=True).print(f"questionnaire written to {out}")
+
+
 @app.command("diff")
 def diff_cmd(
     payers: Optional[list[str]] = typer.Option(None, "--payers", metavar="IDS", help="Payers to compare: --payers A,B or repeated "

@@ -1,0 +1,118 @@
+"""A payer's questions for one request, as a FHIR R4 Questionnaire (in the manner of Da Vinci DTR).
+
+The questions are generated from the IR, never kept by hand: exactly the concepts read by the
+payer's rules whose scope admits the request's service and indication (conditions, exceptions and
+the implicit line-of-business rule), in the vocabulary's order and grouped by its topics. The
+service and indication themselves are the request, fixed, so they are not asked. Anything not
+asked cannot change that payer's decision on that request: `tests/test_questionnaire.py` checks
+this on generated patients by deleting every unasked fact.
+
+Each concept's kind gives the item's type: boolean; decimal or integer with the vocabulary's range
+(minValue / maxValue) and unit (questionnaire-unit, UCUM where one exists); choice with the
+domain's values as answer options (repeating for a set); date; and, for code lists, repeating
+strings naming the code system. Answer codes use one system per vocabulary domain,
+`urn:reasoner:<vocabulary>:<domain>`, so a QuestionnaireResponse maps back without a lookup table.
+"""
+from __future__ import annotations
+
+from reasoner.language import ir
+from reasoner.language.vocab import Concept, Vocabulary
+
+REQUEST = ("service", "indications")  # fixed by the request the questionnaire is for
+EXT = "http://hl7.org/fhir/StructureDefinition/"
+UCUM = "http://unitsofmeasure.org"
+UCUM_CODES = {"%": "%", "hours": "h", "days": "d", "weeks": "wk", "months": "mo", "years": "a", "ms": "ms",
+              "points": "{score}", "visits": "{visits}", "visits_per_week": "{visits}/wk", "agents": "{agents}"}
+
+
+def applies(rule: ir.Rule, service: str, indication: str | None) -> bool:
+    """Whether the rule's scope admits the request (an unscoped dimension admits everything)."""
+    services, indications = rule.scope_values("service"), rule.scope_values("indications")
+    return (services is None or service in services) and (
+        indications is None or indication is None or indication in indications)
+
+
+def facts_read(policy: ir.Policy, vocab: Vocabulary, service: str, indication: str | None) -> list[str]:
+    """The concepts the policy's rules for this request can read, in the vocabulary's order."""
+    read: set[str] = set()
+    for rule in policy.rules:
+        if applies(rule, service, indication):
+            for top in ir.rule_nodes(rule):
+                read.update(n.test.concept for n in ir.walk(top) if isinstance(n.test, ir.LEAVES))
+    return [name for name in vocab.concepts if name in read and name not in REQUEST]
+
+
+def questionnaire(program: ir.Program, vocab: Vocabulary, payer: str, service: str,
+                  indication: str | None) -> dict:
+    """The Questionnaire resource (FHIR R4 JSON) for one payer and request."""
+    policy = program.policy(payer)
+    asked = facts_read(policy, vocab, service, indication)
+    groups: dict[str, list[dict]] = {}
+    for name in asked:
+        concept = vocab.concepts[name]
+        groups.setdefault(concept.topic or "Other facts", []).append(_item(concept, vocab))
+    order = {topic: k for k, topic in enumerate(vocab.topics)}
+    groups = dict(sorted(groups.items(), key=lambda g: order.get(g[0], len(order))))
+    request = f"{service}" + (f" for {indication}" if indication else "")
+    return {
+        "resourceType": "Questionnaire",
+        "id": _id(f"{payer}-{service}-{indication or 'any'}"),
+        "url": f"urn:reasoner:questionnaire:{payer}:{service}:{indication or 'any'}",
+        "name": _id(f"{payer}_{service}_{indication or 'any'}").replace("-", "_"),
+        "title": f"{policy.payer}, {policy.title}: {request}",
+        "status": "draft",
+        "subjectType": ["Patient"],
+        "description": (f"The facts {policy.payer}'s policy \"{policy.title}\" (document {policy.document}, "
+                        f"{policy.version}) "
+                        f"reads for a request for {request}, generated from its encoding; facts not asked "
+                        "here cannot change its decision on this request."),
+        "item": [{"linkId": f"topic-{k + 1}", "type": "group", "text": topic, "item": items}
+                 for k, (topic, items) in enumerate(groups.items())],
+    }
+
+
+def _item(concept: Concept, vocab: Vocabulary) -> dict:
+    item: dict = {"linkId": concept.name, "text": _text(concept, vocab)}
+    if concept.kind == "boolean":
+        item["type"] = "boolean"
+    elif concept.kind == "number":
+        whole = concept.whole
+        item["type"] = "integer" if whole else "decimal"
+        value = "valueInteger" if whole else "valueDecimal"
+        cast = int if whole else float
+        item["extension"] = [{"url": EXT + "minValue", value: cast(concept.low)},
+                             {"url": EXT + "maxValue", value: cast(concept.high)},
+                             {"url": EXT + "questionnaire-unit", "valueCoding": _unit(concept.unit)}]
+    elif concept.kind in ("enum", "set"):
+        item["type"] = "choice"
+        if concept.kind == "set":
+            item["repeats"] = True
+        system = f"urn:reasoner:{vocab.name}:{concept.domain}"
+        item["answerOption"] = [{"valueCoding": {"system": system, "code": value, "display": meaning}}
+                                for value, meaning in vocab.domains[concept.domain].items()]
+    elif concept.kind == "date":
+        item["type"] = "date"
+    else:  # codes: a list of codes of one system (CPT/HCPCS, ...)
+        item["type"] = "string"
+        item["repeats"] = True
+    return item
+
+
+def _text(concept: Concept, vocab: Vocabulary) -> str:
+    if concept.record:
+        record = vocab.records[concept.record]
+        key = vocab.domains[record.key_domain].get(concept.key, concept.key)
+        return f"{record.meaning} — {key}: {concept.meaning}"
+    if concept.kind == "codes":
+        return f"{concept.meaning} ({concept.system} codes)"
+    return concept.meaning
+
+
+def _unit(unit: str | None) -> dict:
+    code = UCUM_CODES.get(unit or "")
+    return {"system": UCUM, "code": code, "display": unit} if code else {"display": unit or ""}
+
+
+def _id(text: str) -> str:
+    """A FHIR id: letters, digits, '-' and '.', at most 64 characters."""
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in text)[:64]

@@ -1,0 +1,111 @@
+"""`reasoner questionnaire`: a payer's questions for one request, as a valid FHIR R4 Questionnaire
+holding exactly the facts that payer's rules for the request can read."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from fhir.resources.R4B.questionnaire import Questionnaire
+from typer.testing import CliRunner
+
+from reasoner.cli import EXIT_USAGE, app
+from reasoner.fhir.questionnaire import REQUEST, facts_read, questionnaire
+from reasoner.io.patient import Patient
+from reasoner.language import ir
+from reasoner.language.load import load
+from reasoner.search import diff
+
+from conftest import ROOT
+
+LOADED = load(ROOT / "policies")
+PAYERS = [p.id for p in LOADED.program.policies]
+REQUESTS = [("implant", "nonmalignant_pain"), ("trial", "spasticity"), ("implant", "cancer_pain"),
+            ("refill", None), ("replacement", "spasticity")]
+
+
+def _items(q: dict) -> list[dict]:
+    return [item for group in q["item"] for item in group["item"]]
+
+
+def _parse(q: dict) -> Questionnaire:
+    return Questionnaire.model_validate(q) if hasattr(Questionnaire, "model_validate") else Questionnaire.parse_obj(q)
+
+
+@pytest.mark.parametrize("payer", PAYERS)
+@pytest.mark.parametrize("service,indication", REQUESTS)
+def test_each_questionnaire_is_valid_fhir_and_asks_what_the_rules_read(payer, service, indication):
+    q = questionnaire(LOADED.program, LOADED.vocab, payer, service, indication)
+    parsed = _parse(q)
+    assert parsed.status == "draft" and parsed.subjectType == ["Patient"]
+    asked = [i["linkId"] for i in _items(q)]
+    assert sorted(asked) == sorted(facts_read(LOADED.program.policy(payer), LOADED.vocab, service, indication))
+    topics = [LOADED.vocab.concepts[name].topic for name in asked]
+    assert topics == sorted(topics, key=LOADED.vocab.topics.index)  # grouped in the vocabulary's order
+    assert len(asked) == len(set(asked)) and not set(asked) & set(REQUEST)
+    assert all(group["item"] for group in q["item"])  # no empty topic
+
+
+def test_items_carry_the_vocabularys_kinds_ranges_units_and_values():
+    q = questionnaire(LOADED.program, LOADED.vocab, "qualchoice", "implant", "nonmalignant_pain")
+    seen = set()
+    for item in _items(q):
+        concept = LOADED.vocab.concepts[item["linkId"]]
+        seen.add(concept.kind)
+        if concept.kind == "number":
+            ext = {e["url"].rsplit("/", 1)[1]: e for e in item["extension"]}
+            key = "valueInteger" if concept.whole else "valueDecimal"
+            assert (ext["minValue"][key], ext["maxValue"][key]) == (float(concept.low), float(concept.high))
+            assert ext["questionnaire-unit"]["valueCoding"]["display"] == concept.unit
+        elif concept.kind in ("enum", "set"):
+            assert [o["valueCoding"]["code"] for o in item["answerOption"]] == list(LOADED.vocab.values_of(concept.name))
+            assert item.get("repeats", False) == (concept.kind == "set")
+        else:
+            assert item["type"] == {"boolean": "boolean", "date": "date", "codes": "string"}[concept.kind]
+    assert {"number", "enum", "boolean"} <= seen
+
+
+def test_a_payer_that_reads_few_facts_asks_few_questions():
+    """The questionnaires differ by payer as their rules do: CAM 70141 asks far less than QualChoice."""
+    sizes = {p: len(_items(questionnaire(LOADED.program, LOADED.vocab, p, "implant", "nonmalignant_pain")))
+             for p in PAYERS}
+    assert sizes["cam70141"] < sizes["qualchoice"]
+    # and an unscoped request (every indication) asks at least what each indication asks
+    every = set(facts_read(LOADED.program.policy("qualchoice"), LOADED.vocab, "implant", None))
+    assert every >= set(facts_read(LOADED.program.policy("qualchoice"), LOADED.vocab, "implant", "spasticity"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("service,indication", REQUESTS[:3])
+def test_facts_not_asked_cannot_change_the_decision(reasoner, service, indication):
+    """The questionnaire is complete: deleting every fact it does not ask (the request kept)
+    leaves each payer's decision, on generated patients, exactly as it was."""
+    fixed = {"service": service, "indications": [indication]}
+    people = diff.generate(LOADED, PAYERS, fixed, 60, seed=11)
+    changed = 0
+    for payer in PAYERS:
+        keep = set(facts_read(LOADED.program.policy(payer), LOADED.vocab, service, indication)) | set(REQUEST)
+        for patient in people:
+            trimmed = Patient(patient.id, patient.description,
+                              {k: v for k, v in patient.facts.items() if k in keep}, patient.source)
+            (full,) = reasoner.decide(patient, [payer])
+            (asked,) = reasoner.decide(trimmed, [payer])
+            assert asked.rule == full.rule, (payer, patient.facts)
+            changed += len(patient.facts) - len(trimmed.facts)
+    assert changed > 0  # the patients held facts the questionnaires leave out
+
+
+def test_cli_writes_the_questionnaire_and_refuses_unknown_names(tmp_path):
+    out = tmp_path / "q.json"
+    done = CliRunner().invoke(app, ["questionnaire", "--payer", "GEISINGER", "--service", "implant",
+                                    "--indication", "spasticity", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    q = json.loads(out.read_text())
+    assert q["id"] == "geisinger-implant-spasticity" and _parse(q)
+    printed = CliRunner().invoke(app, ["questionnaire", "--payer", "geisinger", "--service", "implant",
+                                       "--indication", "spasticity"])
+    assert json.loads(printed.output) == q
+    for args, message in ((["--payer", "nobody", "--service", "implant"], "unknown payer"),
+                          (["--payer", "uhc", "--service", "pump"], "unknown service"),
+                          (["--payer", "uhc", "--service", "implant", "--indication", "pain"], "unknown indications")):
+        bad = CliRunner().invoke(app, ["questionnaire", *args])
+        assert bad.exit_code == EXIT_USAGE and message in bad.output and "Traceback" not in bad.output
