@@ -385,20 +385,30 @@ def questionnaire_cmd(
     indication: Optional[str] = typer.Option(None, "--indication", metavar="INDICATION",
                                              help="The indication (default: every indication's questions)."),
     out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write the JSON here (default: standard output)."),
+    prefill: Optional[Path] = typer.Option(None, "--prefill", metavar="PATIENT",
+                                           help="Write instead the QuestionnaireResponse answered from this patient file."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = typer.Option(False, "--json", help="Errors as JSON too (the questionnaire is always JSON)."),
 ) -> None:
     """The facts one payer's rules read for one request, as a FHIR R4 Questionnaire (JSON).
 
     Generated from the policy's encoding: exactly the concepts its rules for this service and
-    indication test, grouped by the vocabulary's topics, with units, ranges and answer options."""
-    from reasoner.fhir.questionnaire import questionnaire
+    indication test, grouped by the vocabulary's topics, with units, ranges and answer options.
+    With --prefill, the QuestionnaireResponse answering it from a patient file (what the file does
+    not document is left unanswered); `reasoner check` reads such a response as a patient."""
+    from reasoner.fhir.questionnaire import prefill as prefilled, questionnaire
 
     loaded = _load(policies, as_json)
     (chosen,) = _payers(loaded, [payer], as_json)
     _check_request(loaded, service, indication, as_json)
-    text = json.dumps(questionnaire(loaded.program, loaded.vocab, chosen, service, indication), indent=2,
-                      ensure_ascii=False) + "\n"
+    document = questionnaire(loaded.program, loaded.vocab, chosen, service, indication)
+    if prefill is not None:
+        try:
+            patient = load_patient(prefill, loaded.vocab)
+        except InputError as error:
+            _fail(error.problems, as_json, EXIT_INPUT)
+        document = prefilled(document, patient.facts, loaded.vocab, patient.id)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         sys.stdout.write(text)
         return

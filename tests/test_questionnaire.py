@@ -109,3 +109,99 @@ def test_cli_writes_the_questionnaire_and_refuses_unknown_names(tmp_path):
                           (["--payer", "uhc", "--service", "implant", "--indication", "pain"], "unknown indications")):
         bad = CliRunner().invoke(app, ["questionnaire", *args])
         assert bad.exit_code == EXIT_USAGE and message in bad.output and "Traceback" not in bad.output
+
+
+# ---------------------------------------------------------------- completed questionnaires in
+def _response_file(tmp_path, response: dict, name: str = "qr.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(response))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("payer", PAYERS)
+def test_a_prefilled_response_reads_back_as_the_asked_facts_and_the_same_decision(reasoner, tmp_path, payer):
+    """Round trip: patient -> prefilled QuestionnaireResponse (valid FHIR) -> patient gives back
+    every asked fact and the payer's decision, with each fact's provenance."""
+    from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+
+    from reasoner.fhir.questionnaire import prefill
+    from reasoner.io.patient import load_patient
+
+    service, indication = "implant", "nonmalignant_pain"
+    q = questionnaire(LOADED.program, LOADED.vocab, payer, service, indication)
+    asked = {i["linkId"] for i in _items(q)}
+    people = diff.generate(LOADED, PAYERS, {"service": service, "indications": [indication]}, 40, seed=3)
+    for k, patient in enumerate(people):
+        response = prefill(q, patient.facts, LOADED.vocab, f"member-{k}")
+        QuestionnaireResponse.parse_obj(response)
+        back = load_patient(_response_file(tmp_path, response), LOADED.vocab)
+        kept = {n: v for n, v in patient.facts.items() if n in asked or n in REQUEST}
+        assert back.facts == kept
+        assert back.provenance == {n: f"QuestionnaireResponse/member-{k} item {n}" for n in kept if n not in REQUEST}
+        assert [d.rule for d in reasoner.decide(back, [payer])] == [d.rule for d in reasoner.decide(patient, [payer])]
+
+
+def _good_response() -> dict:
+    from reasoner.fhir.questionnaire import prefill
+    from reasoner.io.patient import load_patient
+
+    q = questionnaire(LOADED.program, LOADED.vocab, "uhc", "implant", "nonmalignant_pain")
+    patient = load_patient(ROOT / "examples/nonmalignant_implant.yaml", LOADED.vocab)
+    return prefill(q, patient.facts, LOADED.vocab, "r1")
+
+
+def _set_answer(response: dict, link: str, answers: list) -> dict:
+    for group in response["item"]:
+        for item in group["item"]:
+            if item["linkId"] == link:
+                item["answer"] = answers
+    return response
+
+
+BAD_RESPONSES = {
+    "not FHIR": (lambda r: {**r, "status": 7, "item": "x"}, "QuestionnaireResponse.item", "not valid FHIR R4"),
+    "another questionnaire": (lambda r: {**r, "questionnaire": "http://example.org/Questionnaire/prior-auth"},
+                              "QuestionnaireResponse/r1.questionnaire", "is not a questionnaire"),
+    "unknown item": (lambda r: {**r, "item": r["item"] + [{"linkId": "g9", "item": [
+        {"linkId": "favourite_colour", "answer": [{"valueString": "blue"}]}]}]},
+        "item 'favourite_colour'", "is not a concept"),
+    "foreign coding": (lambda r: _set_answer(r, "line_of_business", [{"valueCoding": {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "commercial"}}]),
+        "item 'line_of_business'", "is not the one this question offers"),
+    "two answers to one question": (lambda r: _set_answer(r, "age", [{"valueInteger": 54}, {"valueInteger": 55}]),
+                                    "item 'age'", "this question takes one"),
+    "conflicting repeats": (lambda r: {**r, "item": r["item"] + [{"linkId": "g9", "item": [
+        {"linkId": "age", "answer": [{"valueInteger": 70}]}]}]}, "item 'age'", "answered twice"),
+    "value out of range": (lambda r: _set_answer(r, "age", [{"valueInteger": 540}]), "field 'age'", "between"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RESPONSES))
+def test_a_bad_response_is_refused_naming_the_resource_and_element(tmp_path, case):
+    change, where, message = BAD_RESPONSES[case]
+    path = _response_file(tmp_path, change(_good_response()))
+    done = CliRunner().invoke(app, ["check", str(path), "--json"])
+    assert done.exit_code == 3, done.output
+    assert "Traceback" not in done.output
+    errors = json.loads(done.output[done.output.index("{"):])["errors"]
+    assert any(where in e["where"] and message in e["message"] for e in errors), errors
+
+
+def test_other_fhir_resources_are_refused_plainly(tmp_path):
+    path = _response_file(tmp_path, {"resourceType": "Bundle", "type": "collection", "entry": []})
+    done = CliRunner().invoke(app, ["check", str(path)])
+    assert done.exit_code == 3 and "FHIR 'Bundle' is not read" in done.output
+
+
+def test_cli_prefills_from_a_patient_file_and_checks_the_response(tmp_path):
+    out = tmp_path / "qr.json"
+    done = CliRunner().invoke(app, ["questionnaire", "--payer", "uhc", "--service", "implant", "--indication",
+                                    "nonmalignant_pain", "--prefill", str(ROOT / "examples/nonmalignant_implant.yaml"),
+                                    "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    from_response = CliRunner().invoke(app, ["check", str(out), "--payer", "uhc", "--json"])
+    from_file = CliRunner().invoke(app, ["check", str(ROOT / "examples/nonmalignant_implant.yaml"), "--payer", "uhc",
+                                         "--json"])
+    strip = lambda d: [{k: v for k, v in x.items() if k != "patient"} for x in json.loads(d.output)["decisions"]]
+    assert strip(from_response) == strip(from_file)

@@ -3,7 +3,8 @@
 The questions are generated from the IR, never kept by hand: exactly the concepts read by the
 payer's rules whose scope admits the request's service and indication (conditions, exceptions and
 the implicit line-of-business rule), in the vocabulary's order and grouped by its topics. The
-service and indication themselves are the request, fixed, so they are not asked. Anything not
+service and indication themselves are the request, fixed (the URL names them), so they are not
+asked; the line of business is always asked, since every request states it. Anything not
 asked cannot change that payer's decision on that request: `tests/test_questionnaire.py` checks
 this on generated patients by deleting every unasked fact.
 
@@ -18,7 +19,9 @@ from __future__ import annotations
 from reasoner.language import ir
 from reasoner.language.vocab import Concept, Vocabulary
 
-REQUEST = ("service", "indications")  # fixed by the request the questionnaire is for
+REQUEST = ("service", "indications")  # fixed by the request the questionnaire is for (in its URL)
+ALWAYS = ("line_of_business",)  # every request states it (as every patient file must), read or not
+URL = "urn:reasoner:questionnaire:{payer}:{service}:{indication}"
 EXT = "http://hl7.org/fhir/StructureDefinition/"
 UCUM = "http://unitsofmeasure.org"
 UCUM_CODES = {"%": "%", "hours": "h", "days": "d", "weeks": "wk", "months": "mo", "years": "a", "ms": "ms",
@@ -39,6 +42,7 @@ def facts_read(policy: ir.Policy, vocab: Vocabulary, service: str, indication: s
         if applies(rule, service, indication):
             for top in ir.rule_nodes(rule):
                 read.update(n.test.concept for n in ir.walk(top) if isinstance(n.test, ir.LEAVES))
+    read.update(c for c in ALWAYS if c in vocab.concepts)
     return [name for name in vocab.concepts if name in read and name not in REQUEST]
 
 
@@ -57,7 +61,7 @@ def questionnaire(program: ir.Program, vocab: Vocabulary, payer: str, service: s
     return {
         "resourceType": "Questionnaire",
         "id": _id(f"{payer}-{service}-{indication or 'any'}"),
-        "url": f"urn:reasoner:questionnaire:{payer}:{service}:{indication or 'any'}",
+        "url": URL.format(payer=payer, service=service, indication=indication or "any"),
         "name": _id(f"{payer}_{service}_{indication or 'any'}").replace("-", "_"),
         "title": f"{policy.payer}, {policy.title}: {request}",
         "status": "draft",
@@ -116,3 +120,29 @@ def _unit(unit: str | None) -> dict:
 def _id(text: str) -> str:
     """A FHIR id: letters, digits, '-' and '.', at most 64 characters."""
     return "".join(c if c.isalnum() or c in "-." else "-" for c in text)[:64]
+
+
+def prefill(q: dict, facts: dict, vocab: Vocabulary, patient_id: str | None = None) -> dict:
+    """A QuestionnaireResponse answering `q` from a patient's facts (DTR's prefill): each question
+    the facts document is answered, the others left for a person; status in-progress."""
+    groups = []
+    for group in q["item"]:
+        answered = [{"linkId": item["linkId"], "text": item["text"], "answer": _answers(item, facts[item["linkId"]])}
+                    for item in group["item"] if item["linkId"] in facts]
+        if answered:
+            groups.append({"linkId": group["linkId"], "text": group["text"], "item": answered})
+    response = {"resourceType": "QuestionnaireResponse", "questionnaire": q["url"], "status": "in-progress",
+                "item": groups}
+    if patient_id:
+        response["id"] = _id(patient_id)
+    return response
+
+
+def _answers(item: dict, value) -> list[dict]:
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if item["type"] == "choice":
+        options = {o["valueCoding"]["code"]: o["valueCoding"] for o in item["answerOption"]}
+        return [{"valueCoding": options[v]} for v in values]
+    key = {"boolean": "valueBoolean", "integer": "valueInteger", "decimal": "valueDecimal", "date": "valueDate",
+           "string": "valueString"}[item["type"]]
+    return [{key: v.isoformat() if hasattr(v, "isoformat") else v} for v in values]

@@ -426,8 +426,19 @@ def nested(facts: dict, vocab: Vocabulary) -> dict:
 
 
 def load_patient(path: Path | str, vocab: Vocabulary) -> Patient:
+    """A patient file, or a completed questionnaire (FHIR QuestionnaireResponse JSON) read as one."""
+    from reasoner.fhir.response import is_response, read_response
+
     path = Path(path)
-    return validate(_read(path), vocab, str(path))
+    data = _read(path)
+    if is_response(data):
+        data, provenance = read_response(data, vocab, str(path))
+        return validate(data, vocab, str(path), provenance=provenance)
+    if isinstance(data, dict) and isinstance(data.get("resourceType"), str):
+        raise PatientError([Problem(str(path), f"a FHIR {short(data['resourceType'])} is not read (yet); give a "
+                                               "patient file, or a QuestionnaireResponse answering a questionnaire "
+                                               "from `reasoner questionnaire`.")])
+    return validate(data, vocab, str(path))
 
 
 def to_yaml(data: dict) -> str:
