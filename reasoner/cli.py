@@ -105,7 +105,7 @@ def check(
     loaded = _load(policies, as_json)
     chosen = _payers(loaded, payer, as_json)
     try:
-        p = load_patient(patient, loaded.vocab)
+        p = load_patient(patient, loaded.vocab, loaded.folder)
     except InputError as err:
         _fail(err.problems, as_json)
     decisions = Reasoner(loaded).decide(p, chosen)
@@ -120,7 +120,7 @@ def _patient(loaded: Loaded, path: Path, service: Optional[str], as_json: bool) 
     """The validated patient, with the requested service replaced when --service is given."""
     _check_request(loaded, service, None, as_json)
     try:
-        patient = load_patient(path, loaded.vocab)
+        patient = load_patient(path, loaded.vocab, loaded.folder)
         if service is not None:
             facts = {**patient.facts, "service": service, "id": patient.id, "description": patient.description}
             patient = validate(facts, loaded.vocab, f"--service")
@@ -404,7 +404,7 @@ def questionnaire_cmd(
     document = questionnaire(loaded.program, loaded.vocab, chosen, service, indication)
     if prefill is not None:
         try:
-            patient = load_patient(prefill, loaded.vocab)
+            patient = load_patient(prefill, loaded.vocab, loaded.folder)
         except InputError as error:
             _fail(error.problems, as_json, EXIT_INPUT)
         document = prefilled(document, patient.facts, loaded.vocab, patient.id)
@@ -417,6 +417,38 @@ def questionnaire_cmd(
     except OutputError as error:
         _fail(error.problems, as_json, EXIT_OUTPUT)
     render.console(stderr=True).print(f"questionnaire written to {out}")
+
+
+@app.command("fhir")
+def fhir_cmd(
+    patient: Path = typer.Argument(..., metavar="PATIENT", help="Patient file (YAML or JSON) to write as FHIR."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write the JSON here (default: standard output)."),
+    policies: Optional[Path] = PoliciesOpt,
+    as_json: bool = typer.Option(False, "--json", help="Errors as JSON too (the bundle is always JSON)."),
+) -> None:
+    """A patient file as a FHIR R4 Bundle (JSON) that `check`, `why` and `why-not` read back.
+
+    Written through the policy folder's FHIR mapping (policies/fhir_mapping.yaml): Patient,
+    Coverage, the ServiceRequest, MedicationRequests for the planned drugs, Conditions with ICD-10-CM
+    codes, MedicationStatements for drugs tried, and Observations for the other facts."""
+    from reasoner.fhir.mapping import load_mapping
+    from reasoner.fhir.write import to_bundle
+
+    loaded = _load(policies, as_json)
+    try:
+        p = load_patient(patient, loaded.vocab, loaded.folder)
+        mapping = load_mapping(loaded.folder or policies_dir(), loaded.vocab)
+    except InputError as error:
+        _fail(error.problems, as_json, EXIT_INPUT)
+    text = json.dumps(to_bundle(p.facts, loaded.vocab, mapping, p.id), indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        _write_text(out, text)
+    except OutputError as error:
+        _fail(error.problems, as_json, EXIT_OUTPUT)
+    render.console(stderr=True).print(f"bundle written to {out}")
 
 
 @app.command("diff")

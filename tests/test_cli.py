@@ -79,7 +79,7 @@ def test_broken_policy_folder_is_an_input_error(tmp_path):
 
 def test_every_example_patient_is_valid_and_decided(at_root):
     from pathlib import Path
-    for example in sorted(Path("examples").iterdir()):
+    for example in sorted(p for p in Path("examples").rglob("*") if p.is_file()):  # FHIR bundles too
         result = runner.invoke(app, ["check", str(example), "--json"])
         assert result.exit_code == EXIT_OK, (example, result.output)
         assert all(d["decision"] for d in json.loads(result.output)["decisions"])

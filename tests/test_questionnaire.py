@@ -189,9 +189,9 @@ def test_a_bad_response_is_refused_naming_the_resource_and_element(tmp_path, cas
 
 
 def test_other_fhir_resources_are_refused_plainly(tmp_path):
-    path = _response_file(tmp_path, {"resourceType": "Bundle", "type": "collection", "entry": []})
+    path = _response_file(tmp_path, {"resourceType": "Observation", "status": "final", "code": {"text": "x"}})
     done = CliRunner().invoke(app, ["check", str(path)])
-    assert done.exit_code == 3 and "FHIR 'Bundle' is not read" in done.output
+    assert done.exit_code == 3 and "FHIR 'Observation' is not read" in done.output
 
 
 def test_cli_prefills_from_a_patient_file_and_checks_the_response(tmp_path):

@@ -31,6 +31,7 @@ from ruamel.yaml.events import AliasEvent, MappingEndEvent, MappingStartEvent, S
 from reasoner.errors import PatientError, Problem, did_you_mean
 from reasoner.language.check import REQUEST_KINDS
 from reasoner.language.vocab import CODE_SYSTEMS, CPT_HCPCS, SIGNIFICANT, Concept, Vocabulary, exact_problem
+from reasoner.paths import policies_dir
 
 RESERVED = {"id": "a short name for the patient", "description": "free text about the scenario"}
 MAX_BYTES = 1_000_000
@@ -425,8 +426,11 @@ def nested(facts: dict, vocab: Vocabulary) -> dict:
     return out
 
 
-def load_patient(path: Path | str, vocab: Vocabulary) -> Patient:
-    """A patient file, or a completed questionnaire (FHIR QuestionnaireResponse JSON) read as one."""
+def load_patient(path: Path | str, vocab: Vocabulary, folder: Path | None = None) -> Patient:
+    """A patient file; or FHIR read as one: a Bundle (through the FHIR mapping of the policy
+    `folder`, by default the bundled one) or a completed questionnaire (QuestionnaireResponse)."""
+    from reasoner.fhir.bundle import is_bundle, read_bundle
+    from reasoner.fhir.mapping import load_mapping
     from reasoner.fhir.response import is_response, read_response
 
     path = Path(path)
@@ -434,10 +438,13 @@ def load_patient(path: Path | str, vocab: Vocabulary) -> Patient:
     if is_response(data):
         data, provenance = read_response(data, vocab, str(path))
         return validate(data, vocab, str(path), provenance=provenance)
+    if is_bundle(data):
+        data, provenance = read_bundle(data, vocab, load_mapping(folder or policies_dir(), vocab), str(path))
+        return validate(data, vocab, str(path), provenance=provenance)
     if isinstance(data, dict) and isinstance(data.get("resourceType"), str):
-        raise PatientError([Problem(str(path), f"a FHIR {short(data['resourceType'])} is not read (yet); give a "
-                                               "patient file, or a QuestionnaireResponse answering a questionnaire "
-                                               "from `reasoner questionnaire`.")])
+        raise PatientError([Problem(str(path), f"a FHIR {short(data['resourceType'])} is not read; give a patient "
+                                               "file, a FHIR Bundle, or a QuestionnaireResponse answering a "
+                                               "questionnaire from `reasoner questionnaire`.")])
     return validate(data, vocab, str(path))
 
 

@@ -23,6 +23,7 @@ class Loaded:
     vocab: Vocabulary
     program: ir.Program
     warnings: tuple[Problem, ...]
+    folder: Path | None = None  # where the vocabulary was read (its FHIR mapping lives beside it)
 
 
 def policy_files(folder: Path) -> list[Path]:
@@ -77,4 +78,4 @@ def load(folder: Path | None = None, files: list[Path] | None = None) -> Loaded:
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise PolicyError(errors)
-    return Loaded(vocab, ir.Program(tuple(policies)), tuple(problems))
+    return Loaded(vocab, ir.Program(tuple(policies)), tuple(problems), folder)

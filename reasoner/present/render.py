@@ -182,6 +182,8 @@ def _step_text(step, parent_cite=None) -> Text:
         text.append(f"  {step.status}", style=style)
     for fact in (f for f in step.facts if f.value is not None):
         text.append(f"  {fact.concept} = {safe_text(_value(fact.value))}", style="bold")
+        if fact.source:
+            text.append(f" ← {safe_text(fact.source)}", style="magenta")
     if step.members:
         text.append(f"  counted: {', '.join(step.members)}", style="bold")
     if step.cite != parent_cite:  # a citation is shown where it changes, not on every line

@@ -31,6 +31,7 @@ NOT_DOCUMENTED, OTHERWISE = "not documented", "documented otherwise"
 class Fact:
     concept: str
     value: object  # None: the patient file does not document it
+    source: str | None = None  # where the fact was read, when the input says (FHIR resources, questionnaire items)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,11 @@ class _Reader:
     """Arranges the engine's truth values for one patient along the IR tree."""
 
     def __init__(self, evaluation: Evaluation, patient: Patient):
-        self.ev, self.facts = evaluation, patient.facts
+        self.ev, self.facts, self.sources = evaluation, patient.facts, patient.provenance or {}
+
+    def fact(self, concept: str) -> Fact:
+        value = self.facts.get(concept)
+        return Fact(concept, value, self.sources.get(concept) if value is not None else None)
 
     def step(self, node: ir.Node, complete: bool) -> Step:
         return self.holds(node, complete) if self.ev.nodes[node.id] else self.fails(node, complete)
@@ -113,10 +118,10 @@ class _Reader:
         test = node.test
         facts = ()
         if isinstance(test, ir.LEAVES):
-            facts = (Fact(test.concept, self.facts.get(test.concept)),)
+            facts = (self.fact(test.concept),)
         elif node.macro:  # the facts a construct reads, once each
             concepts = dict.fromkeys(n.test.concept for n in ir.walk(node) if isinstance(n.test, ir.LEAVES))
-            facts = tuple(Fact(c, self.facts.get(c)) for c in concepts)
+            facts = tuple(self.fact(c) for c in concepts)
         return Step(node.id, node.label, node.cite, node.macro or describe(test), holds, status, facts,
                     self.ev.members.get(node.id, ()), tuple(children), node.macro is not None)
 
@@ -285,7 +290,8 @@ def step_json(step: Step) -> dict:
     if step.summary:
         out["summary"] = True  # one construct of the policy; `because` holds its lowered parts
     if step.facts:
-        out["facts"] = [{"concept": f.concept, "value": json_value(f.value)} for f in step.facts]
+        out["facts"] = [{"concept": f.concept, "value": json_value(f.value), **({"source": f.source} if f.source else {})}
+                        for f in step.facts]
     if step.members:
         out["members"] = list(step.members)
     if step.children:

@@ -1,0 +1,375 @@
+"""A FHIR R4 Bundle (JSON) read as one patient, through the mapping file.
+
+The bundle is validated whole with the R4B models (`fhir.resources`) first, so nothing is read
+from a bundle that is not FHIR. Then each resource is read through the rows of
+`policies/fhir_mapping.yaml` (see that file for what maps to what), facts that are computed from
+dated resources are derived, and the facts are merged: a set gathers every resource's values; a
+single value given differently by two resources is a conflict, reported with both resources.
+The result goes through `validate` like any patient file, so every value check and message is the
+same, and each fact keeps the resources it was read from (`Patient.provenance`).
+
+Errors name the resource and element (`Condition/c2.code`, `Observation/o1.valueQuantity.unit`);
+any error refuses the whole bundle, so nothing is half-read.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+
+from reasoner.errors import PatientError, Problem
+from reasoner.fhir.mapping import Derive, Mapping, Read
+from reasoner.fhir.questionnaire import UCUM_CODES
+from reasoner.language.vocab import Concept, Vocabulary
+
+RESOURCE = "Bundle"
+SKIPPED_STATUS = {"entered-in-error", "not-done"}
+NOT_A_DIAGNOSIS = {"refuted", "entered-in-error"}
+SUBJECT = ("subject", "patient", "beneficiary")  # where a resource names its patient
+VALUES = ("valueQuantity", "valueBoolean", "valueInteger", "valueDateTime", "valueString", "valueCodeableConcept")
+DAYS_PER_MONTH = Decimal("365.25") / 12
+
+
+def is_bundle(data: object) -> bool:
+    return isinstance(data, dict) and data.get("resourceType") == RESOURCE
+
+
+def read_bundle(data: dict, vocab: Vocabulary, mapping: Mapping, source: str) -> tuple[dict, dict]:
+    """(patient mapping, provenance) from a Bundle's JSON; PatientError naming resource and element."""
+    _validate(data, source)
+    resources = [e["resource"] for e in data.get("entry") or [] if isinstance(e.get("resource"), dict)]
+    reader = _Reader(vocab, mapping, source)
+    patient = reader.patient(resources, data)
+    for resource in resources:
+        reader.resource(resource, patient)
+    reader.derive(resources, patient)
+    return reader.result(patient)
+
+
+def _validate(data: dict, source: str) -> None:
+    from fhir.resources.R4B.bundle import Bundle
+
+    try:
+        Bundle.parse_obj(data)  # fhir.resources 7 models are pydantic v1; entries are validated by type
+    except ValueError as err:
+        errors = err.errors() if hasattr(err, "errors") else [{"loc": (), "msg": str(err)}]
+        raise PatientError([Problem(f"{source}: {_where(data, e['loc'])}", f"not valid FHIR R4: {e['msg']}.")
+                            for e in errors[:20]]) from None
+
+
+def _where(data: dict, loc) -> str:
+    """A validation error's location, naming the entry's resource (Observation/o1.valueQuantity)."""
+    loc = list(loc)
+    if len(loc) >= 3 and loc[0] == "entry" and isinstance(loc[1], int) and loc[2] == "resource":
+        try:
+            resource = data["entry"][loc[1]]["resource"]
+            name = f"{resource.get('resourceType', '?')}/{resource.get('id', '?')}"
+        except (KeyError, IndexError, TypeError, AttributeError):
+            name = f"entry[{loc[1]}].resource"
+        return ".".join([name, *map(str, loc[3:])])
+    return ".".join([RESOURCE, *map(str, loc)])
+
+
+def name_of(resource: dict) -> str:
+    return f"{resource.get('resourceType')}/{resource.get('id') or '?'}"
+
+
+def codings(value) -> list[dict]:
+    """The codings of a CodeableConcept (or of a list of them)."""
+    items = value if isinstance(value, list) else [value]
+    return [c for item in items if isinstance(item, dict) for c in item.get("coding") or []]
+
+
+def element(resource: dict, path: str) -> list:
+    """Every value at a dotted element path, lists flattened (dosageInstruction.route)."""
+    values = [resource]
+    for part in path.split("."):
+        nxt = []
+        for v in values:
+            got = v.get(part) if isinstance(v, dict) else None
+            nxt += got if isinstance(got, list) else [] if got is None else [got]
+        values = nxt
+    return values
+
+
+class _Reader:
+    """Gathers (value, resource) per concept, and the problems, over one bundle."""
+
+    def __init__(self, vocab: Vocabulary, mapping: Mapping, source: str):
+        self.vocab, self.mapping, self.source = vocab, mapping, source
+        self.found: dict[str, list[tuple[object, str]]] = defaultdict(list)
+        self.problems: list[Problem] = []
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(Problem(f"{self.source}: {where}", message))
+
+    # ------------------------------------------------------------ the patient and references
+    def patient(self, resources: list[dict], bundle: dict) -> dict | None:
+        patients = [r for r in resources if r.get("resourceType") == "Patient"]
+        if len(patients) > 1:
+            self.problem(f"{RESOURCE}.entry", f"holds {len(patients)} Patient resources "
+                                              f"({', '.join(name_of(p) for p in patients)}); a bundle describes one member.")
+        self.refs = {f"Patient/{p.get('id')}" for p in patients}
+        self.refs |= {e.get("fullUrl") for e in bundle.get("entry") or []
+                      if isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == "Patient"
+                      and e.get("fullUrl")}
+        return patients[0] if patients else None
+
+    def _points_at_patient(self, resource: dict) -> bool:
+        for key in SUBJECT:
+            ref = resource.get(key)
+            if isinstance(ref, dict) and ref.get("reference") and ref["reference"] not in self.refs:
+                self.problem(f"{name_of(resource)}.{key}", f"points at {ref['reference']!r}, which is not the "
+                                                           "bundle's Patient; a bundle describes one member.")
+                return False
+        return True
+
+    # ------------------------------------------------------------ one resource
+    def resource(self, resource: dict, patient: dict | None) -> None:
+        kind = resource.get("resourceType")
+        if kind == "Patient" or not self._points_at_patient(resource):
+            return
+        if resource.get("status") in SKIPPED_STATUS or _refuted(resource):
+            return
+        if kind == "Observation":
+            self._observation(resource)
+        for row in self.mapping.rows(kind):
+            if row.code is None:
+                self._row(resource, row)
+
+    def _row(self, resource: dict, row: Read) -> None:
+        if row.record:
+            self._record(resource, row)
+            return
+        concept = self.vocab.concepts[row.concept]
+        for value in element(resource, row.element):
+            where = f"{name_of(resource)}.{row.element}"
+            if concept.kind == "date":
+                self.add(row.concept, _date(value, where, self), resource)
+            else:
+                for got in self._coded(value, concept, row, where):
+                    self.add(row.concept, got, resource)
+
+    def _coded(self, value, concept: Concept, row: Read | None, where: str) -> list:
+        """A CodeableConcept's values for a concept: own system, code tables, passed systems."""
+        own = self.mapping.domain_system(concept.domain) if concept.domain else None
+        out, seen = [], []
+        for coding in codings(value):
+            system, code = coding.get("system"), coding.get("code")
+            seen.append(system or "no system")
+            if code is None:
+                continue
+            if system == own and concept.domain:
+                out.append(code)
+            elif row and system in row.codes:
+                mapped = _lookup(row.codes[system], code, row.prefix)
+                if mapped is not None:
+                    out.append(mapped)
+            elif row and system in row.passes:
+                out.append(code)
+        if not out and not (row and row.optional):
+            self.problem(where, f"has no coding this reader maps to {concept.name} (systems: "
+                                f"{', '.join(dict.fromkeys(map(str, seen))) or 'none'}); code it in "
+                                f"{own or 'a system the mapping lists'} or add the code to {self.mapping.source}.")
+        return out
+
+    def _record(self, resource: dict, row: Read) -> None:
+        record = self.vocab.records[row.record]
+        key_concept = Concept(record.name, "enum", record.meaning, domain=record.key_domain)
+        where = f"{name_of(resource)}.{row.element}"
+        keys = [k for v in element(resource, row.element) for k in self._coded(v, key_concept, row, where)]
+        for key in keys[:1]:
+            for field, path in row.fields:
+                concept = self.vocab.concepts[record.concept(key, field)]
+                for value in element(resource, path):
+                    got = self._field(value, concept, f"{name_of(resource)}.{path}")
+                    if got is not None:
+                        self.add(concept.name, got, resource)
+
+    def _field(self, value, concept: Concept, where: str):
+        if isinstance(value, dict) and ("start" in value or "end" in value):
+            start, end = _date(value.get("start"), where, self), _date(value.get("end"), where, self)
+            if start is None or end is None:
+                self.problem(where, "needs a start and an end to give the course's length.")
+                return None
+            return _number(Decimal((end - start).days) / 7)
+        got = self._coded(value, concept, None, where)
+        return got[0] if got else None
+
+    # ------------------------------------------------------------ Observations
+    def _observation(self, resource: dict) -> None:
+        for coding in codings(resource.get("code")):
+            system, code = coding.get("system"), coding.get("code")
+            if system == self.mapping.concept_system:
+                concept = self.vocab.concepts.get(code)
+                if concept is None:
+                    self.problem(f"{name_of(resource)}.code", f"names {code!r}, which is not a concept of the "
+                                                              "vocabulary.")
+                    return
+                self._value(resource, concept)
+                return
+            for row in self.mapping.rows("Observation"):
+                if row.code == (system, code):
+                    self._value(resource, self.vocab.concepts[row.concept])
+                    return
+
+    def _value(self, resource: dict, concept: Concept) -> None:
+        name = name_of(resource)
+        present = [k for k in VALUES if k in resource]
+        if not present:
+            self.problem(f"{name}.value[x]", f"is missing; {concept.name} needs a value "
+                                             f"({concept.expected(self.vocab)}).")
+            return
+        key = present[0]
+        value, where = resource[key], f"{name}.{key}"
+        if key == "valueQuantity":
+            self.add(concept.name, self._quantity(value, concept, where), resource)
+        elif key == "valueCodeableConcept":
+            for got in self._coded(value, concept, None, where):
+                self.add(concept.name, got, resource)
+        elif key == "valueDateTime":
+            self.add(concept.name, _date(value, where, self), resource)
+        else:
+            self.add(concept.name, value, resource)
+
+    def _quantity(self, quantity: dict, concept: Concept, where: str):
+        unit, code = quantity.get("unit"), quantity.get("code")
+        wanted = UCUM_CODES.get(concept.unit or "")
+        if concept.unit and code != wanted and unit not in (concept.unit, wanted):
+            self.problem(f"{where}.unit", f"is {code or unit!r}; {concept.name} is in {concept.unit}"
+                                          + (f" (UCUM {wanted!r})" if wanted else "") + "; convert it.")
+            return None
+        value = quantity.get("value")
+        return None if value is None else _number(Decimal(str(value)))
+
+    # ------------------------------------------------------------ derived facts
+    def derive(self, resources: list[dict], patient: dict | None) -> None:
+        for rule in self.mapping.derives:
+            if rule.name == "age_at_request" and patient and patient.get("birthDate"):
+                self._age(patient, rule)
+            elif rule.name == "therapy_course":
+                self._therapy(resources, rule)
+
+    def _age(self, patient: dict, rule: Derive) -> None:
+        born = _date(patient["birthDate"], f"{name_of(patient)}.birthDate", self)
+        dates = [v for v, _ in self.found.get("request_date", [])]
+        if born is None:
+            return
+        if not dates:
+            self.problem(f"{name_of(patient)}.birthDate", "gives the age only at a date: add the request date "
+                                                          "(ServiceRequest.authoredOn) or an Age Observation.")
+            return
+        at = dates[0]
+        years = at.year - born.year - ((at.month, at.day) < (born.month, born.day))
+        self.found[rule.concept].append((years, name_of(patient)))
+
+    def _therapy(self, resources: list[dict], rule: Derive) -> None:
+        visits: dict[dt.date, str] = {}
+        outcomes = []
+        for r in resources:
+            if r.get("resourceType") != rule.resource or r.get("status") in SKIPPED_STATUS:
+                continue
+            if not any(c.get("code") in rule.codes.get(c.get("system"), ()) for c in codings(r.get("code"))):
+                continue
+            when = r.get("performedDateTime") or (r.get("performedPeriod") or {}).get("start")
+            day = _date(when, f"{name_of(r)}.performed[x]", self)
+            if day is None:
+                self.problem(f"{name_of(r)}.performed[x]", "is missing; a therapy visit needs its date.")
+                continue
+            visits.setdefault(day, name_of(r))
+            if r.get("outcome") and "outcome" in rule.concepts:
+                outcome = self.vocab.concepts[rule.concepts["outcome"]]
+                outcomes += [(v, name_of(r)) for v in self._coded(r["outcome"], outcome, None, f"{name_of(r)}.outcome")]
+        if not visits:
+            return
+        source = _sources(visits.values())
+        request = [v for v, _ in self.found.get("request_date", [])]
+        for quantity, value in course(sorted(visits), request[0] if request else None).items():
+            if quantity in rule.concepts and value is not None:
+                self.found[rule.concepts[quantity]].append((value, source))
+        for value, where in outcomes:
+            self.found[rule.concepts["outcome"]].append((value, where))
+
+    # ------------------------------------------------------------ merging
+    def add(self, concept: str, value, resource: dict) -> None:
+        if value is not None:
+            self.found[concept].append((value, name_of(resource)))
+
+    def result(self, patient: dict | None) -> tuple[dict, dict]:
+        data: dict = {"id": patient.get("id")} if patient and patient.get("id") else {}
+        provenance: dict = {}
+        for name, found in self.found.items():
+            concept = self.vocab.concepts[name]
+            sources = list(dict.fromkeys(w for _, w in found))
+            if concept.kind in ("set", "codes"):
+                data[name] = list(dict.fromkeys(v for v, _ in found))
+            else:
+                values = list(dict.fromkeys(v for v, _ in found))
+                if len(values) > 1:
+                    self.problem(", ".join(sources), f"give {name} different values ({', '.join(map(str, values))});"
+                                                     " keep one, or mark the wrong one entered-in-error.")
+                    continue
+                data[name] = values[0].isoformat() if isinstance(values[0], dt.date) else values[0]
+            provenance[name] = ", ".join(sources)
+        if self.problems:
+            raise PatientError(self.problems)
+        return data, provenance
+
+
+def course(days: list[dt.date], request: dt.date | None) -> dict:
+    """A therapy course from its visit dates: visits, weeks spanned (calendar weeks, Monday first,
+    first to last inclusive), the longest run of consecutive weeks with at least two visits, and
+    months from the last visit to the request (days × 12 / 365.25, two decimals)."""
+    monday = [d - dt.timedelta(days=d.weekday()) for d in days]
+    per_week: dict[dt.date, int] = defaultdict(int)
+    for m in monday:
+        per_week[m] += 1
+    weeks = (monday[-1] - monday[0]).days // 7 + 1
+    best = run = 0
+    week = monday[0]
+    while week <= monday[-1]:
+        run = run + 1 if per_week.get(week, 0) >= 2 else 0
+        best = max(best, run)
+        week += dt.timedelta(days=7)
+    months = None if request is None else _number(Decimal((request - days[-1]).days) / DAYS_PER_MONTH)
+    return {"visits": len(days), "weeks": weeks, "twice_weekly_weeks": best, "months_since": months}
+
+
+def _sources(names) -> str:
+    names = list(names)
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]} ({len(names)} resources)"
+
+
+def _lookup(table: dict, code: str, prefix: bool):
+    if not prefix:
+        return table.get(code)
+    for k in range(len(code), 0, -1):
+        if code[:k] in table:
+            return table[code[:k]]
+    return None
+
+
+def _number(value: Decimal):
+    value = value.quantize(Decimal("0.01")).normalize()
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _date(value, where: str, reader: _Reader) -> dt.date | None:
+    """A FHIR date or dateTime's calendar date; a partial date (year or year-month) is refused."""
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        return dt.date.fromisoformat(text[:10]) if len(text) >= 10 else _partial(text)
+    except ValueError:
+        reader.problem(where, f"{text!r} is not a full date (YYYY-MM-DD); a fact needs the day.")
+        return None
+
+
+def _partial(text: str):
+    raise ValueError(text)
+
+
+def _refuted(resource: dict) -> bool:
+    status = {c.get("code") for c in codings(resource.get("verificationStatus"))}
+    return bool(status & NOT_A_DIAGNOSIS)

@@ -1,0 +1,191 @@
+"""The FHIR mapping file (policies/fhir_mapping.yaml) as frozen data.
+
+The mapping says which element of which resource gives which vocabulary fact; the reader
+(`reasoner.fhir.bundle`) and the writer (`reasoner.fhir.write`) interpret it, so adding a code
+system, a code or an Observation is an edit to the file, not to code. The file is checked against
+the vocabulary when loaded: every concept, domain value and system it names must exist.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reasoner.errors import PolicyError, Problem
+from reasoner.language.vocab import Vocabulary
+
+FILE = "fhir_mapping.yaml"
+FORMAT = "reasoner.fhir-mapping/1"
+DERIVATIONS = ("age_at_request", "therapy_course")  # computations bundle.py knows by name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _ReadRow(_Strict):
+    resource: str
+    concept: str | None = None
+    element: str | None = None
+    code: dict[str, str] | None = None
+    codes: dict[str, dict[str, str]] = {}
+    prefix: bool = False
+    optional: bool = False
+    record: str | None = None
+    fields: dict[str, str] = {}
+    pass_: list[str] = Field([], alias="pass")  # `pass` is a Python keyword
+
+
+class _DeriveRow(_Strict):
+    name: str
+    concept: str | None = None
+    resource: str | None = None
+    codes: dict[str, list[str]] = {}
+    concepts: dict[str, str] = {}
+
+
+class _File(_Strict):
+    format: str
+    systems: dict[str, str]
+    read: list[_ReadRow]
+    derive: list[_DeriveRow] = []
+
+
+@dataclass(frozen=True)
+class Read:
+    """One element (or one Observation code) giving one concept, or a record's entries."""
+
+    resource: str
+    concept: str | None  # None for a record row
+    element: str | None
+    code: tuple[str, str] | None  # Observation code (system URL, code)
+    codes: dict  # system URL -> {code: value}
+    prefix: bool
+    passes: tuple[str, ...]  # system URLs whose codes go to the vocabulary unchanged
+    optional: bool  # an element that may also hold codings for another row
+    record: str | None = None
+    fields: tuple[tuple[str, str], ...] = ()  # record field -> element
+
+
+@dataclass(frozen=True)
+class Derive:
+    name: str
+    concept: str | None
+    resource: str | None
+    codes: dict  # system URL -> frozenset of codes
+    concepts: dict  # quantity -> concept
+
+
+@dataclass(frozen=True)
+class Mapping:
+    source: str
+    systems: dict  # short name -> URL
+    reads: tuple[Read, ...]
+    derives: tuple[Derive, ...]
+    vocabulary: str  # the vocabulary's name, for its own systems
+
+    def domain_system(self, domain: str) -> str:
+        return f"urn:reasoner:{self.vocabulary}:{domain}"
+
+    @property
+    def concept_system(self) -> str:
+        return f"urn:reasoner:{self.vocabulary}:concept"
+
+    def rows(self, resource: str) -> tuple[Read, ...]:
+        return tuple(r for r in self.reads if r.resource == resource)
+
+    def derive(self, name: str) -> Derive | None:
+        return next((d for d in self.derives if d.name == name), None)
+
+
+def mapping_file(folder: Path) -> Path:
+    return Path(folder) / FILE
+
+
+def load_mapping(folder: Path, vocab: Vocabulary) -> Mapping:
+    """The mapping beside the vocabulary; PolicyError naming the file and entry when it is wrong."""
+    from reasoner.io.patient import read_yaml
+
+    path = str(mapping_file(folder))
+    if not Path(path).exists():
+        raise PolicyError([Problem(path, "no FHIR mapping here; FHIR input needs the mapping file beside the "
+                                         "vocabulary (the bundled policies/fhir_mapping.yaml is a start).")])
+    try:
+        raw = _File.model_validate(read_yaml(Path(path).read_text(encoding="utf-8"), path))
+    except ValidationError as err:
+        raise PolicyError([Problem(f"{path}: {'.'.join(map(str, e['loc']))}", e["msg"] + ".")
+                           for e in err.errors()[:20]]) from None
+    except Exception as err:  # a YAML syntax error arrives as PatientError from read_yaml
+        raise PolicyError([Problem(path, str(err))]) from None
+    mapping = _build(path, raw, vocab)
+    problems = _check(mapping, raw, vocab)
+    if problems:
+        raise PolicyError(problems)
+    return mapping
+
+
+def _url(systems: dict, name: str, problems: list, where: str) -> str:
+    if name not in systems:
+        problems.append(Problem(where, f"names the code system {name!r}, which `systems` does not define."))
+    return systems.get(name, name)
+
+
+def _build(path: str, raw: _File, vocab: Vocabulary) -> Mapping:
+    s = raw.systems
+    reads = tuple(Read(r.resource, r.concept, r.element, _code(s, r.code),
+                       {s.get(k, k): dict(v) for k, v in r.codes.items()}, r.prefix,
+                       tuple(s.get(p, p) for p in r.pass_), r.optional, r.record, tuple(r.fields.items()))
+                  for r in raw.read)
+    derives = tuple(Derive(d.name, d.concept, d.resource, {s.get(k, k): frozenset(v) for k, v in d.codes.items()},
+                           dict(d.concepts)) for d in raw.derive)
+    return Mapping(path, dict(s), reads, derives, vocab.name)
+
+
+def _code(systems: dict, code: dict | None) -> tuple[str, str] | None:
+    if not code:
+        return None
+    name, value = next(iter(code.items()))  # one entry: _check refuses others
+    return systems.get(name, name), value
+
+
+def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
+    """Every name the file uses exists: formats, systems, concepts, domain values, derivations."""
+    problems: list[Problem] = []
+    if raw.format != FORMAT:
+        problems.append(Problem(f"{mapping.source}: format", f"is {raw.format!r}; this reader knows {FORMAT!r}."))
+    for k, row in enumerate(raw.read):
+        where = f"{mapping.source}: read[{k}]"
+        if row.code is not None and len(row.code) != 1:
+            problems.append(Problem(where, "`code` names one system and one code ({system: code})."))
+            continue
+        for name in [*row.codes, *row.pass_, *(row.code or {})]:
+            _url(raw.systems, name, problems, where)
+        if (row.concept is None) == (row.record is None):
+            problems.append(Problem(where, "needs exactly one of `concept` or `record`."))
+            continue
+        if row.record is not None:
+            record = vocab.records.get(row.record)
+            if record is None:
+                problems.append(Problem(where, f"record {row.record!r} is not in the vocabulary."))
+                continue
+            problems += [Problem(where, f"record {row.record!r} has no field {f!r}.")
+                         for f in row.fields if f not in record.fields]
+            continue
+        concept = vocab.concepts.get(row.concept)
+        if concept is None:
+            problems.append(Problem(where, f"concept {row.concept!r} is not in the vocabulary."))
+            continue
+        allowed = set(vocab.domains.get(concept.domain or "", {}))
+        problems += [Problem(where, f"maps {system} code {code!r} to {value!r}, which is not a value of "
+                                    f"{concept.domain}.")
+                     for system, table in row.codes.items() for code, value in table.items() if value not in allowed]
+    for k, row in enumerate(raw.derive):
+        where = f"{mapping.source}: derive[{k}]"
+        if row.name not in DERIVATIONS:
+            problems.append(Problem(where, f"{row.name!r} is not a derivation this reader knows ({', '.join(DERIVATIONS)})."))
+        problems += [Problem(where, f"concept {c!r} is not in the vocabulary.")
+                     for c in [row.concept, *row.concepts.values()] if c and c not in vocab.concepts]
+        for name in row.codes:
+            _url(raw.systems, name, problems, where)
+    return problems

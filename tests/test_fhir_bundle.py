@@ -1,0 +1,204 @@
+"""FHIR R4 Bundles in: read through the declarative mapping (policies/fhir_mapping.yaml), written
+back by `reasoner fhir`, every fact carrying the resource it came from into why / why-not."""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from reasoner.cli import app
+from reasoner.errors import PolicyError
+from reasoner.fhir.bundle import course
+from reasoner.fhir.mapping import load_mapping
+from reasoner.fhir.write import to_bundle
+from reasoner.io.patient import load_patient
+from reasoner.language.load import load
+from reasoner.search import diff
+
+from conftest import ROOT
+
+LOADED = load(ROOT / "policies")
+MAPPING = load_mapping(ROOT / "policies", LOADED.vocab)
+PAYERS = [p.id for p in LOADED.program.policies]
+CHART = ROOT / "examples/fhir/chart_nonmalignant_implant.json"
+EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.suffix in (".yaml", ".json"))
+
+
+def _write(tmp_path, bundle: dict, name: str = "bundle.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(bundle))
+    return path
+
+
+def _round_trip(tmp_path, reasoner, service: str, count: int, seed: int) -> int:
+    people = diff.generate(LOADED, PAYERS, {"service": service}, count, seed=seed)
+    for k, patient in enumerate(people):
+        back = load_patient(_write(tmp_path, to_bundle(patient.facts, LOADED.vocab, MAPPING, f"m{k}")), LOADED.vocab)
+        assert back.facts == patient.facts
+        assert set(back.provenance) == set(patient.facts)  # every fact names the resource it came from
+        assert [d.rule for d in reasoner.decide(back)] == [d.rule for d in reasoner.decide(patient)]
+    return len(people)
+
+
+def test_generated_patients_written_as_fhir_read_back_the_same(tmp_path, reasoner):
+    """Round trip: patient -> Bundle (valid R4B, checked by the reader) -> the same facts and the same
+    decision from every payer."""
+    assert _round_trip(tmp_path, reasoner, "implant", 40, seed=1) == 40
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("service", ["trial", "refill", "replacement", "continuation", "elastomeric_pump"])
+def test_round_trip_for_every_service(tmp_path, reasoner, service):
+    assert _round_trip(tmp_path, reasoner, service, 60, seed=2) == 60
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_the_sample_bundles_are_the_example_patients(example, at_root):
+    """examples/fhir/<name>.json is what `reasoner fhir` writes for examples/<name>, and `check`
+    prints the same table for both."""
+    patient = load_patient(example, LOADED.vocab)
+    bundle = ROOT / "examples/fhir" / f"{example.stem}.json"
+    assert json.loads(bundle.read_text()) == to_bundle(patient.facts, LOADED.vocab, MAPPING, patient.id)
+    runner = CliRunner()
+    from_file = runner.invoke(app, ["check", str(example.relative_to(ROOT))])
+    from_fhir = runner.invoke(app, ["check", str(bundle.relative_to(ROOT))])
+    assert from_fhir.exit_code == 0 and from_fhir.output == from_file.output
+
+
+def test_a_chart_like_bundle_derives_its_facts_from_dated_and_coded_resources(reasoner):
+    """Standard codes (SOPT, CPT, RxNorm, SNOMED route, ICD-10-CM) and dated resources: the age
+    from the birth date at the request date; the therapy course from twelve dated visits; a refuted
+    diagnosis left out. Decisions equal those of the matching YAML patient."""
+    patient = load_patient(CHART, LOADED.vocab)
+    f = patient.facts
+    assert (f["line_of_business"], f["age"], f["planned_drugs"], f["planned_route"]) == (
+        "commercial", 54, ("morphine",), "intrathecal")
+    assert f["diagnoses"] == ("failed_back_surgery",) and f["procedure_codes"] == ("62362",)
+    assert (f["pt_visits"], f["pt_weeks"], f["pt_weeks_twice_weekly"], f["pt_outcome"]) == (12, 6, 6, "failed")
+    last_visit, request = dt.date(2025, 10, 2), dt.date(2026, 3, 2)
+    assert f["pt_months_since"] == pytest.approx((request - last_visit).days * 12 / 365.25, abs=0.01)
+    assert f["medications.antidepressant.weeks"] == 3
+    assert patient.provenance["age"] == "Patient/chart-fbss"
+    assert patient.provenance["pt_visits"] == "Procedure/pt-1 … Procedure/pt-12 (12 resources)"
+    yaml_patient = load_patient(ROOT / "examples/nonmalignant_implant.yaml", LOADED.vocab)
+    assert [d.rule for d in reasoner.decide(patient)] == [d.rule for d in reasoner.decide(yaml_patient)]
+
+
+def test_why_and_why_not_show_where_each_fact_was_read():
+    runner = CliRunner()
+    text = runner.invoke(app, ["--width", "250", "why", str(CHART), "--payer", "geisinger"]).output
+    assert "pt_visits = 12 ← Procedure/pt-1 … Procedure/pt-12 (12 resources)" in text
+    assert "diagnoses = {failed_back_surgery} ← Condition/dx-1" in text
+    data = json.loads(runner.invoke(app, ["why-not", str(CHART), "--payer", "cam70141", "--json"]).output)
+    facts = [f for f in _walk(data) if f.get("concept") == "pain_trial_relief"]  # CAM wants more than half
+    assert facts and all(f["source"] == "Observation/trial-relief" for f in facts)
+    yaml_text = runner.invoke(app, ["why", str(ROOT / "examples/nonmalignant_implant.yaml"), "--payer", "uhc"]).output
+    assert "←" not in yaml_text  # a patient file has no resources to name
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        if "concept" in node and "value" in node:
+            yield node
+        for v in node.values():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+
+
+def test_a_course_with_one_light_week_counts_the_longest_twice_weekly_run():
+    monday = dt.date(2025, 1, 6)
+    days = [monday + dt.timedelta(weeks=w, days=d) for w in range(6) for d in ((0,) if w == 3 else (0, 2))]
+    got = course(days, monday + dt.timedelta(days=365))
+    assert (got["visits"], got["weeks"], got["twice_weekly_weeks"]) == (11, 6, 3)
+    assert got["months_since"] == pytest.approx((365 - 37) * 12 / 365.25, abs=0.01)
+
+
+# ---------------------------------------------------------------- bad bundles
+def _chart() -> dict:
+    return json.loads(CHART.read_text())
+
+
+def _resource(bundle: dict, rid: str) -> dict:
+    return next(e["resource"] for e in bundle["entry"] if e["resource"]["id"] == rid)
+
+
+def _edit(rid: str, **changes):
+    def change(bundle):
+        _resource(bundle, rid).update(changes)
+        return bundle
+    return change
+
+
+def _add(resource: dict):
+    def change(bundle):
+        bundle["entry"].append({"resource": resource})
+        return bundle
+    return change
+
+
+SUBJECT = {"reference": "Patient/chart-fbss"}
+BAD_BUNDLES = {
+    "not FHIR": (_edit("trial-relief", valueQuantity="fifty"), "Observation/trial-relief.valueQuantity",
+                 "not valid FHIR R4"),
+    "a code system the mapping does not know": (
+        _edit("dx-1", code={"coding": [{"system": "http://snomed.info/sct", "code": "202731009"}]}),
+        "Condition/dx-1.code", "no coding this reader maps to diagnoses"),
+    "another member's resource": (_edit("trial-relief", subject={"reference": "Patient/someone-else"}),
+                                  "Observation/trial-relief.subject", "not the bundle's Patient"),
+    "two members": (_add({"resourceType": "Patient", "id": "second"}), "Bundle.entry", "2 Patient resources"),
+    "conflicting values": (_add({"resourceType": "Observation", "id": "age-2", "status": "final", "subject": SUBJECT,
+                                 "code": {"coding": [{"system": "http://loinc.org", "code": "30525-0"}]},
+                                 "valueQuantity": {"value": 61, "unit": "a", "system": "http://unitsofmeasure.org",
+                                                   "code": "a"}}),
+                           "Observation/age-2", "give age different values"),
+    "a unit that is not the concept's": (
+        _edit("trial-hours", valueQuantity={"value": 1, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}),
+        "Observation/trial-hours.valueQuantity.unit", "is in hours"),
+    "a concept the vocabulary lacks": (
+        _edit("trial-hours", code={"coding": [{"system": "urn:reasoner:intrathecal_pumps:concept", "code": "mood"}]}),
+        "Observation/trial-hours.code", "not a concept of the vocabulary"),
+    "a partial date": (_edit("req-1", authoredOn="2026-03"), "ServiceRequest/req-1.authoredOn", "not a full date"),
+    "an age with no date to count it at": (_edit("req-1", authoredOn=None), "Patient/chart-fbss.birthDate",
+                                           "add the request date"),
+    "a drug course with no end": (_edit("med-nsaid", effectivePeriod={"start": "2025-01-01"}),
+                                  "MedicationStatement/med-nsaid.effectivePeriod", "needs a start and an end"),
+    "a therapy visit with no date": (_edit("pt-3", performedDateTime=None), "Procedure/pt-3.performed[x]", "missing"),
+    "a value out of the vocabulary's range": (
+        _edit("trial-relief", valueQuantity={"value": 150, "unit": "%", "system": "http://unitsofmeasure.org",
+                                             "code": "%"}), "field 'pain_trial_relief'", "between"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BUNDLES))
+def test_a_bad_bundle_is_refused_naming_the_resource_and_element(tmp_path, case):
+    change, where, message = BAD_BUNDLES[case]
+    bundle = change(copy.deepcopy(_chart()))
+    for entry in bundle["entry"]:  # a None set by _edit removes the element
+        for key in [k for k, v in entry["resource"].items() if v is None]:
+            del entry["resource"][key]
+    done = CliRunner().invoke(app, ["check", str(_write(tmp_path, bundle)), "--json"])
+    assert done.exit_code == 3, done.output
+    assert "Traceback" not in done.output
+    errors = json.loads(done.output[done.output.index("{"):])["errors"]
+    assert any(where in e["where"] and message in e["message"] for e in errors), errors
+
+
+def test_a_wrong_mapping_file_is_named_with_its_entry(tmp_path):
+    folder = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", folder)
+    path = folder / "fhir_mapping.yaml"
+    path.write_text(path.read_text().replace("concept: qtc_interval", "concept: qtc")
+                    .replace('"5": commercial', '"5": employer'))
+    with pytest.raises(PolicyError) as err:
+        load_mapping(folder, LOADED.vocab)
+    found = {(p.where.split(": ")[-1], p.message) for p in err.value.problems}
+    assert any(w.startswith("read[") and "'qtc' is not in the vocabulary" in m for w, m in found), found
+    assert any("'employer', which is not a value of line_kind" in m for _, m in found), found
+    done = CliRunner().invoke(app, ["check", str(CHART), "--policies", str(folder)])
+    assert done.exit_code == 3 and "fhir_mapping.yaml: read[" in done.output and "Traceback" not in done.output
