@@ -216,6 +216,23 @@ def test_opening_a_yaml_file_fills_the_form_and_decides(client, reasoner, exampl
     assert [r[0].split(" ")[0] for r in cells(page, "decisions")] == [d.policy for d in reasoner.decide(example)]
 
 
+def test_opening_a_fhir_bundle_fills_the_form_from_its_resources(client, reasoner, example):
+    """A chart-like FHIR Bundle opens as `reasoner check` reads it: the therapy course computed from
+    dated visits, the age from the birth date, and the same decisions as the YAML example."""
+    chart = EXAMPLE.parent / "fhir" / "chart_nonmalignant_implant.json"
+    response = client.post("/patient/open", files={"_file": (chart.name, chart.read_bytes(), "application/json")})
+    assert response.status_code == 200
+    page = response.text
+    assert re.search(r'name="pt_visits" id="[^"]+" value="12"', page)
+    assert re.search(r'name="age" id="[^"]+" value="54"', page)
+    assert re.search(r'type="date" name="request_date" id="[^"]+" value="2026-03-02"', page)  # a dated request renders
+    assert [r[0].split(" ")[0] for r in cells(page, "decisions")] == [d.policy for d in reasoner.decide(example)]
+    bad = json.loads(chart.read_text())
+    bad["entry"][4]["resource"]["subject"] = {"reference": "Patient/someone-else"}
+    response = client.post("/patient/open", files={"_file": ("b.json", json.dumps(bad).encode(), "application/json")})
+    assert "not the bundle's Patient" in element(response.text, "upload-error")
+
+
 def test_opening_a_json_file_with_a_wrong_value_shows_it_at_its_field(client, loaded):
     data = {"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "age": 200}
     response = client.post("/patient/open", files={"_file": ("m.json", json.dumps(data).encode(), "application/json")})

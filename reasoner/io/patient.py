@@ -426,25 +426,33 @@ def nested(facts: dict, vocab: Vocabulary) -> dict:
     return out
 
 
-def load_patient(path: Path | str, vocab: Vocabulary, folder: Path | None = None) -> Patient:
-    """A patient file; or FHIR read as one: a Bundle (through the FHIR mapping of the policy
-    `folder`, by default the bundled one) or a completed questionnaire (QuestionnaireResponse)."""
+def from_fhir(data: object, vocab: Vocabulary, folder: Path | None, source: str) -> tuple[dict, dict] | None:
+    """(patient mapping, provenance) when `data` is FHIR JSON: a Bundle (through the FHIR mapping of
+    the policy `folder`, by default the bundled one) or a QuestionnaireResponse; None when it is not
+    FHIR at all; PatientError for another FHIR resource."""
     from reasoner.fhir.bundle import is_bundle, read_bundle
     from reasoner.fhir.mapping import load_mapping
     from reasoner.fhir.response import is_response, read_response
 
+    if is_response(data):
+        return read_response(data, vocab, source)
+    if is_bundle(data):
+        return read_bundle(data, vocab, load_mapping(folder or policies_dir(), vocab), source)
+    if isinstance(data, dict) and isinstance(data.get("resourceType"), str):
+        raise PatientError([Problem(source, f"a FHIR {short(data['resourceType'])} is not read; give a patient "
+                                            "file, a FHIR Bundle, or a QuestionnaireResponse answering a "
+                                            "questionnaire from `reasoner questionnaire`.")])
+    return None
+
+
+def load_patient(path: Path | str, vocab: Vocabulary, folder: Path | None = None) -> Patient:
+    """A patient file; or FHIR read as one (a Bundle, or a completed questionnaire)."""
     path = Path(path)
     data = _read(path)
-    if is_response(data):
-        data, provenance = read_response(data, vocab, str(path))
+    fhir = from_fhir(data, vocab, folder, str(path))
+    if fhir is not None:
+        data, provenance = fhir
         return validate(data, vocab, str(path), provenance=provenance)
-    if is_bundle(data):
-        data, provenance = read_bundle(data, vocab, load_mapping(folder or policies_dir(), vocab), str(path))
-        return validate(data, vocab, str(path), provenance=provenance)
-    if isinstance(data, dict) and isinstance(data.get("resourceType"), str):
-        raise PatientError([Problem(str(path), f"a FHIR {short(data['resourceType'])} is not read; give a patient "
-                                               "file, a FHIR Bundle, or a QuestionnaireResponse answering a "
-                                               "questionnaire from `reasoner questionnaire`.")])
     return validate(data, vocab, str(path))
 
 

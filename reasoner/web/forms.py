@@ -18,13 +18,13 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlencode
 
-
 from reasoner.errors import PatientError, Problem
-from reasoner.io.patient import (REQUEST, RESERVED, Patient, flatten, nested, read_json, read_yaml, short, to_yaml,
-                                  validate)
+from reasoner.io.patient import (REQUEST, RESERVED, Patient, flatten, from_fhir, nested, read_json, read_yaml, short,
+                                  to_yaml, validate)
 from reasoner.language.vocab import Vocabulary, exact_problem
 
 Raw = dict[str, tuple[str, ...]]  # field name -> the texts submitted for it
@@ -204,12 +204,13 @@ def query(raw: Raw, **state: str) -> str:
     return urlencode(pairs)
 
 
-def read_upload(name: str, data: bytes, vocab: Vocabulary, limit: int) -> Raw:
+def read_upload(name: str, data: bytes, vocab: Vocabulary, limit: int, folder: Path | None = None) -> Raw:
     """An uploaded patient file as form values; PatientError when it cannot be read at all.
 
     The file is read as `reasoner check` reads one (JSON by its suffix, else YAML 1.2 without
-    aliases); whether its values fit the vocabulary is left to `check`, so they can be shown,
-    and fixed, at their fields."""
+    aliases; a FHIR Bundle or QuestionnaireResponse through the same reader, with the FHIR mapping
+    of the policy `folder`); whether its values fit the vocabulary is left to `check`, so they can
+    be shown, and fixed, at their fields."""
     if len(data) > limit:
         raise PatientError([Problem(name, f"the file is larger than {limit // 1_000_000} MB; a patient file "
                                           "describes one member and is far smaller.")])
@@ -218,6 +219,9 @@ def read_upload(name: str, data: bytes, vocab: Vocabulary, limit: int) -> Raw:
     except UnicodeDecodeError as err:
         raise PatientError([Problem(name, f"the file is not UTF-8 text (byte {err.start + 1}).")]) from None
     parsed = read_json(text, name) if name.lower().endswith(".json") else read_yaml(text, name)
+    fhir = from_fhir(parsed, vocab, folder, name)
+    if fhir is not None:
+        parsed = fhir[0]
     if not isinstance(parsed, dict):
         got = "nothing" if parsed is None else type(parsed).__name__
         raise PatientError([Problem(name, f"a patient file must be a mapping of concept: value, not {got}.")])

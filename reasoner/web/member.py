@@ -120,7 +120,7 @@ def example_view(site: Site, request: Request, name: str) -> Response:
     if path is None:
         raise HTTPException(404, f"No example patient named {name!r}.")
     try:
-        raw = read_upload(path.name, path.read_bytes(), site.loaded.vocab, MAX_BYTES)
+        raw = read_upload(path.name, path.read_bytes(), site.loaded.vocab, MAX_BYTES, site.loaded.folder)
     except PatientError as err:
         return error_response(site, request, 422, f"The example {name} cannot be read.", [str(p) for p in err.problems])
     return RedirectResponse("/member?" + query(raw), status_code=303)
@@ -152,7 +152,7 @@ async def open_view(site: Site, request: Request) -> HTMLResponse:
         return await site.run(_workspace, site, request, current, "Choose a YAML or JSON patient file.")
     data = await upload.read(MAX_BYTES + 1)
     try:
-        raw = read_upload(Path(upload.filename).name, data, site.loaded.vocab, MAX_BYTES)
+        raw = read_upload(Path(upload.filename).name, data, site.loaded.vocab, MAX_BYTES, site.loaded.folder)
     except PatientError as err:
         return await site.run(_workspace, site, request, current, " ".join(str(p) for p in err.problems[:5]))
     return await site.run(_workspace, site, request, raw)

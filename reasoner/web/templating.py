@@ -91,7 +91,22 @@ def environment() -> Environment:
                        anchor=anchor, q=lambda raw, **state: query(raw, **state), plural=render.plural)
     env.globals.update(marks=MARKS, group=group, decision_text=decision_text, pa=render._pa,
                        htmx_config=json.dumps(HTMX_CONFIG), static_text=static_text)
+    env.tests["matching_date"] = is_iso_date  # a date field shows a date picker only for a value it can hold
     return env
+
+
+def is_iso_date(text: object) -> bool:
+    """Whether text is a calendar date as YYYY-MM-DD (what an <input type=date> holds).
+
+    >>> is_iso_date("2026-03-02"), is_iso_date("2026-02-30"), is_iso_date("March 2")
+    (True, False, False)
+    """
+    import datetime as dt
+
+    try:
+        return isinstance(text, str) and len(text) == 10 and dt.date.fromisoformat(text) is not None
+    except ValueError:
+        return False
 
 
 @lru_cache(maxsize=8)
