@@ -187,7 +187,7 @@ def why_not(
 
 @app.command()
 def batch(
-    input: Path = typer.Argument(..., metavar="INPUT", help="Patients as JSONL, CSV (sets as a;b;c) or Parquet, one per row."),
+    input: Path = typer.Argument(..., metavar="INPUT", help="Patients as JSONL, CSV (sets as a;b;c) or Parquet, one per row; or a FHIR Bulk Data export folder (NDJSON per resource type), one member per Patient."),
     payer: Optional[list[str]] = typer.Option(None, "--payer", metavar="ID", help="Only these payers (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Output file (default: standard output)."),
     fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help="jsonl, csv or parquet (default: from --out, else jsonl)."),

@@ -8,6 +8,7 @@ the vocabulary when loaded: every concept, domain value and system it names must
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -92,8 +93,15 @@ class Mapping:
     def concept_system(self) -> str:
         return f"urn:reasoner:{self.vocabulary}:concept"
 
+    @cached_property
+    def _by_resource(self) -> dict[str, tuple[Read, ...]]:
+        out: dict[str, list[Read]] = {}
+        for r in self.reads:
+            out.setdefault(r.resource, []).append(r)
+        return {k: tuple(v) for k, v in out.items()}
+
     def rows(self, resource: str) -> tuple[Read, ...]:
-        return tuple(r for r in self.reads if r.resource == resource)
+        return self._by_resource.get(resource, ())
 
     def derive(self, name: str) -> Derive | None:
         return next((d for d in self.derives if d.name == name), None)

@@ -12,6 +12,7 @@ bundles, for the round-trip tests, and by `reasoner fhir PATIENT`.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from decimal import Decimal
 
@@ -169,3 +170,26 @@ def _first_code(vocab: Vocabulary, domain: str, value: str) -> str | None:
 def _procedure(code: str, mapping: Mapping) -> dict:
     system = mapping.systems.get("cpt") if CPT_HCPCS.match(code) and code[0].isdigit() else mapping.systems.get("hcpcs")
     return {"system": system, "code": code}
+
+
+def write_bulk(patients, folder, vocab: Vocabulary, mapping: Mapping) -> int:
+    """A FHIR Bulk Data export of (id, facts) pairs: one NDJSON file per resource type in `folder`,
+    written a member at a time (memory flat). Returns the number of members written."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handles: dict = {}
+    count = 0
+    try:
+        for patient_id, facts in patients:
+            for entry in to_bundle(facts, vocab, mapping, patient_id)["entry"]:
+                kind = entry["resource"]["resourceType"]
+                if kind not in handles:
+                    handles[kind] = (folder / f"{kind}.ndjson").open("w", encoding="utf-8")
+                handles[kind].write(json.dumps(entry["resource"], ensure_ascii=False) + "\n")
+            count += 1
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return count

@@ -47,6 +47,8 @@ OUTPUT = ("row", "id", "payer", "decision", "subkind", "prior_auth", "rule", "ru
 
 
 def input_format(path: Path) -> str:
+    if path.is_dir():
+        return "fhir-bulk"  # a FHIR Bulk Data export: NDJSON files, one per resource type
     suffix = path.suffix.lower().lstrip(".")
     fmt = {"jsonl": "jsonl", "ndjson": "jsonl", "csv": "csv", "parquet": "parquet", "pq": "parquet"}.get(suffix)
     if fmt is None:
@@ -57,6 +59,10 @@ def input_format(path: Path) -> str:
 def count_rows(path: Path) -> int:
     """How many rows the file holds (for the progress bar): Parquet metadata, else counted lines."""
     fmt = input_format(path)
+    if fmt == "fhir-bulk":
+        from reasoner.fhir.bulk import count_members
+
+        return count_members(path)
     if fmt == "parquet":
         try:
             return pq.ParquetFile(path).metadata.num_rows
@@ -213,8 +219,27 @@ def _parquet(path: Path, size: int) -> Iterator[Chunk]:
         con.close()
 
 
+def _bulk(path: Path, size: int, loaded: Loaded) -> Iterator[Chunk]:
+    """A Bulk Data export, one member per row (numbered in member order)."""
+    from reasoner.fhir.bulk import members
+
+    chunk = Chunk()
+    for number, member in members(path, loaded):
+        if isinstance(member, InputError):
+            chunk.bad[number] = member
+        else:
+            chunk.lines.append(number)
+            chunk.texts.append(member)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = Chunk()
+    yield chunk
+
+
 def chunks(path: Path, loaded: Loaded, size: int = CHUNK) -> Iterator[Chunk]:
     fmt = input_format(path)
+    if fmt == "fhir-bulk":
+        return _bulk(path, size, loaded)
     if fmt == "parquet":
         return _parquet(path, size)
     if fmt == "csv":

@@ -317,7 +317,7 @@ def _encodable(value) -> bool:
     return True
 
 
-def _unflatten(data: dict, vocab: Vocabulary) -> dict:
+def unflatten(data: dict, vocab: Vocabulary) -> dict:
     """Accept a record's fields written flat ("medications.baclofen.outcome": ...), as facts,
     CSV columns and forms carry them, beside the nested form files use (copies; never mutates)."""
     if not any("." in k for k in data):
@@ -386,7 +386,7 @@ def validate(data: object, vocab: Vocabulary, source: str = "<patient>", require
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
         raise PatientError([Problem(source, f"field names must be text, got {short(bad_keys[0])}.")])
-    data = _unflatten(data, vocab)
+    data = unflatten(data, vocab)
     broken = [k for k, v in data.items() if not _encodable(k) or not _encodable(v)]
     if broken:
         raise PatientError(_capped([Problem(f"{source}: field {short(k)}", "holds text that is not valid Unicode "

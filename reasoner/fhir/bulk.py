@@ -1,0 +1,114 @@
+"""A FHIR Bulk Data export (a folder of NDJSON files, one resource per line) read member by member.
+
+DuckDB reads every `*.ndjson` file of the folder and sorts the resources by the member they are
+about (a Patient by its id; any other resource by its subject, patient or beneficiary reference),
+spilling to disk beyond its memory limit, so memory stays flat however large the export. The
+resources of one member are then read as one Bundle by `reasoner.fhir.bundle` (same mapping, same
+messages, model validation aside: see `read_bundle`), giving one patient mapping per member in
+the order of their references, numbered from 1. A member that cannot be read is yielded as its
+error, for `batch` to report or reject like any bad row. Resources about no member (Practitioner,
+Organization, ...) are not read.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from reasoner.errors import InputError, PatientError, Problem
+from reasoner.fhir.bundle import read_bundle
+from reasoner.fhir.mapping import load_mapping
+from reasoner.io.patient import unflatten
+from reasoner.language.load import Loaded
+from reasoner.paths import policies_dir
+
+MEMORY_LIMIT = "1GB"
+BATCH = 4096
+# Every file of the export, as JSON text with the member it is about. Built from constants only:
+# the file names arrive as a bound parameter.
+MEMBERS = """
+SELECT member, j FROM (
+  SELECT json::VARCHAR AS j,
+         CASE WHEN json->>'resourceType' = 'Patient' THEN 'Patient/' || (json->>'id')
+              ELSE coalesce(json->'subject'->>'reference', json->'patient'->>'reference',
+                            json->'beneficiary'->>'reference') END AS member,
+         json->>'resourceType' = 'Patient' AS is_patient
+  FROM read_ndjson_objects(?))
+WHERE member IS NOT NULL
+ORDER BY member, is_patient DESC
+"""
+
+
+def export_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).glob("*.ndjson") if p.is_file())
+
+
+def count_members(folder: Path) -> int:
+    """Patients in the export (for the progress bar): the lines of its Patient files."""
+    total = 0
+    for path in export_files(folder):
+        if path.name.startswith("Patient"):
+            with path.open("rb") as handle:
+                total += sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    return total
+
+
+def members(folder: Path, loaded: Loaded) -> Iterator[tuple[int, str | InputError]]:
+    """(member number, patient mapping as JSON text, or the member's InputError), in member order."""
+    files = export_files(folder)
+    if not files:
+        raise InputError([Problem(str(folder), "holds no .ndjson files; a FHIR Bulk Data export is a folder of "
+                                               "NDJSON files, one per resource type (Patient.ndjson, ...).")])
+    mapping = load_mapping(loaded.folder or policies_dir(), loaded.vocab)
+    spill = tempfile.mkdtemp(prefix="reasoner-bulk-")
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill})
+    try:
+        try:
+            reader = con.sql(MEMBERS, params=[[str(f) for f in files]]).to_arrow_reader(BATCH)
+        except duckdb.Error as err:
+            raise InputError([Problem(str(folder), f"is not a readable NDJSON export ({str(err).splitlines()[0][:300]});"
+                                                   " nothing was decided.")]) from None
+        yield from _grouped(_rows(reader, folder), loaded, mapping)
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _rows(reader, folder: Path) -> Iterator[tuple[str, str]]:
+    try:
+        for batch in reader:
+            yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist())
+    except duckdb.Error as err:
+        raise InputError([Problem(str(folder), f"is not a readable NDJSON export ({str(err).splitlines()[0][:300]}); "
+                                               "nothing was decided.")]) from None
+
+
+def _grouped(rows, loaded: Loaded, mapping) -> Iterator[tuple[int, str | InputError]]:
+    number, member, texts = 0, None, []
+    for who, text in rows:
+        if who != member and texts:
+            number += 1
+            yield number, _member(member, texts, loaded, mapping)
+            texts = []
+        member = who
+        texts.append(text)
+    if texts:
+        yield number + 1, _member(member, texts, loaded, mapping)
+
+
+def _member(member: str, texts: list[str], loaded: Loaded, mapping) -> str | InputError:
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": json.loads(t)} for t in texts]}
+    if not any(e["resource"].get("resourceType") == "Patient" for e in bundle["entry"]):
+        named = ", ".join(f"{e['resource'].get('resourceType')}/{e['resource'].get('id')}" for e in bundle["entry"][:3])
+        return InputError([Problem(member, f"is referred to by {named}{' ...' if len(texts) > 3 else ''}, but no "
+                                           "Patient resource of the export has this id.")])
+    try:
+        data, _ = read_bundle(bundle, loaded.vocab, mapping, member, validate=False)
+    except PatientError as err:
+        return err
+    data.setdefault("id", member.split("/", 1)[-1])
+    return json.dumps(unflatten(data, loaded.vocab))  # records nested, as the batch intake's SQL reads them

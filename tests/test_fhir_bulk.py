@@ -1,0 +1,107 @@
+"""`reasoner batch EXPORT/`: a FHIR Bulk Data export (NDJSON per resource type) decided member by
+member, equal to deciding the same members from patient rows; bad members reported, not fatal."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from reasoner.cli import app
+from reasoner.fhir.mapping import load_mapping
+from reasoner.fhir.write import write_bulk
+from reasoner.io.patient import nested
+from reasoner.language.load import load
+from reasoner.search import diff
+
+from conftest import ROOT
+
+LOADED = load(ROOT / "policies")
+MAPPING = load_mapping(ROOT / "policies", LOADED.vocab)
+PAYERS = [p.id for p in LOADED.program.policies]
+
+
+def _population(tmp_path, count: int, seed: int):
+    people = []
+    for service in ("implant", "trial", "refill", "replacement"):
+        people += diff.generate(LOADED, PAYERS, {"service": service}, count // 4, seed=seed)
+    members = [(f"m{k}", p.facts) for k, p in enumerate(people)]
+    export = tmp_path / "export"
+    write_bulk(members, export, LOADED.vocab, MAPPING)
+    rows = tmp_path / "members.jsonl"
+    rows.write_text("".join(json.dumps({"id": i, **nested(f, LOADED.vocab)}) + "\n" for i, f in members))
+    return export, rows, len(members)
+
+
+def _decisions(path) -> dict:
+    out = [json.loads(line) for line in path.read_text().splitlines()]
+    return {(r["id"], r["payer"]): {k: v for k, v in r.items() if k != "row"} for r in out}
+
+
+def _batch(*args):
+    return CliRunner().invoke(app, ["batch", *map(str, args)])
+
+
+def _same_as_rows(tmp_path, count: int, seed: int) -> int:
+    export, rows, n = _population(tmp_path, count, seed)
+    done = _batch(export, "--out", tmp_path / "from_export.jsonl")
+    assert done.exit_code == 0, done.output
+    assert _batch(rows, "--out", tmp_path / "from_rows.jsonl").exit_code == 0
+    got, want = _decisions(tmp_path / "from_export.jsonl"), _decisions(tmp_path / "from_rows.jsonl")
+    assert len(got) == n * len(PAYERS) and got == want
+    return n
+
+
+def test_an_export_is_decided_as_the_same_members_written_as_rows(tmp_path):
+    assert _same_as_rows(tmp_path, 200, seed=4) == 200
+
+
+@pytest.mark.slow
+def test_ten_thousand_members_from_an_export_equal_their_rows(tmp_path):
+    assert _same_as_rows(tmp_path, 10_000, seed=5) == 10_000
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _rewrite(path, lines):
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+
+def test_a_bad_member_is_reported_by_member_and_resource_and_the_others_decided(tmp_path):
+    export, _, n = _population(tmp_path, 40, seed=6)
+    conditions = _lines(export / "Condition.ndjson")
+    victim = conditions[0]
+    victim["code"] = {"coding": [{"system": "http://snomed.info/sct", "code": "1234"}]}
+    _rewrite(export / "Condition.ndjson", conditions)
+    member = victim["subject"]["reference"]
+    (export / "Observation.ndjson").open("a").write(json.dumps(
+        {"resourceType": "Observation", "id": "orphan", "status": "final", "subject": {"reference": "Patient/ghost"},
+         "code": {"coding": [{"system": "http://loinc.org", "code": "30525-0"}]},
+         "valueQuantity": {"value": 40, "unit": "a"}}) + "\n")
+    (export / "Practitioner.ndjson").write_text(json.dumps({"resourceType": "Practitioner", "id": "dr"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    done = _batch(export, "--out", out)
+    assert done.exit_code == 0 and "Traceback" not in done.output
+    assert f"{member}: Condition/{victim['id']}.code" in done.output
+    assert "Patient/ghost" in done.output and "no Patient resource of the export has this id" in done.output
+    decided = {r["id"] for r in _lines(out)}
+    assert len(decided) == n - 1 and member.split("/")[1] not in decided
+    rejected = _batch(export, "--out", tmp_path / "strict.jsonl", "--on-error", "reject")
+    assert rejected.exit_code == 3 and not (tmp_path / "strict.jsonl").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "holds no .ndjson files"),
+    ('{"resourceType": "Patient", "id": "p1"}\n{"resourceType": \n', "is not a readable NDJSON export"),
+])
+def test_an_unreadable_export_is_refused_whole(tmp_path, content, message):
+    export = tmp_path / "export"
+    export.mkdir()
+    if content is not None:
+        (export / "Patient.ndjson").write_text(content)
+    out = tmp_path / "out.jsonl"
+    done = _batch(export, "--out", out)
+    assert done.exit_code == 3 and message in done.output and "Traceback" not in done.output
+    assert not out.exists()
