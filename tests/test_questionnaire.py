@@ -94,6 +94,49 @@ def test_facts_not_asked_cannot_change_the_decision(reasoner, service, indicatio
     assert changed > 0  # the patients held facts the questionnaires leave out
 
 
+def _shown(q: dict, facts: dict) -> dict:
+    """The facts a person filling the questionnaire in order would give: a question is shown only
+    when the questions it is enabled by are answered (and themselves shown)."""
+    kept = {k: v for k, v in facts.items() if k in REQUEST}
+    for item in _items(q):
+        if item["linkId"] in facts and all(w["question"] in kept for w in item.get("enableWhen", ())):
+            kept[item["linkId"]] = facts[item["linkId"]]
+    return kept
+
+
+@pytest.mark.parametrize("service,indication", REQUESTS[:3])
+def test_questions_hidden_by_enable_when_cannot_change_the_decision(reasoner, service, indication):
+    """enableWhen is sound: a question shown only after another is answered cannot change the
+    decision while that other is unanswered, so dropping every fact a person would not be asked
+    leaves each payer's decision as it was."""
+    fixed = {"service": service, "indications": [indication]}
+    people = diff.generate(LOADED, PAYERS, fixed, 40, seed=13)
+    hidden = 0
+    for payer in PAYERS:
+        q = questionnaire(LOADED.program, LOADED.vocab, payer, service, indication)
+        asked = {i["linkId"] for i in _items(q)}
+        for patient in people:
+            facts = {k: v for k, v in patient.facts.items() if k in asked or k in REQUEST}
+            shown = _shown(q, facts)
+            (full,) = reasoner.decide(Patient(patient.id, "", facts, ""), [payer])
+            (filled,) = reasoner.decide(Patient(patient.id, "", shown, ""), [payer])
+            assert filled.rule == full.rule, (payer, sorted(set(facts) - set(shown)))
+            hidden += len(facts) - len(shown)
+    assert hidden > 0  # enableWhen hid questions the patients had answered
+
+
+def test_enable_when_names_earlier_questions_only():
+    for payer in PAYERS:
+        q = questionnaire(LOADED.program, LOADED.vocab, payer, "implant", "nonmalignant_pain")
+        order = [i["linkId"] for i in _items(q)]
+        for item in _items(q):
+            for when in item.get("enableWhen", ()):
+                assert order.index(when["question"]) < order.index(item["linkId"]) and when["operator"] == "exists"
+    q = questionnaire(LOADED.program, LOADED.vocab, "cmm210", "implant", "nonmalignant_pain")
+    weeks = next(i for i in _items(q) if i["linkId"] == "pt_weeks")
+    assert [w["question"] for w in weeks["enableWhen"]] == ["pt_outcome"]  # a course's length matters once it is told
+
+
 def test_cli_writes_the_questionnaire_and_refuses_unknown_names(tmp_path):
     out = tmp_path / "q.json"
     done = CliRunner().invoke(app, ["questionnaire", "--payer", "GEISINGER", "--service", "implant",
@@ -136,7 +179,7 @@ def test_a_prefilled_response_reads_back_as_the_asked_facts_and_the_same_decisio
         response = prefill(q, patient.facts, LOADED.vocab, f"member-{k}")
         QuestionnaireResponse.parse_obj(response)
         back = load_patient(_response_file(tmp_path, response), LOADED.vocab)
-        kept = {n: v for n, v in patient.facts.items() if n in asked or n in REQUEST}
+        kept = _shown(q, {n: v for n, v in patient.facts.items() if n in asked or n in REQUEST})
         assert back.facts == kept
         assert back.provenance == {n: f"QuestionnaireResponse/member-{k} item {n}" for n in kept if n not in REQUEST}
         assert [d.rule for d in reasoner.decide(back, [payer])] == [d.rule for d in reasoner.decide(patient, [payer])]

@@ -46,16 +46,67 @@ def facts_read(policy: ir.Policy, vocab: Vocabulary, service: str, indication: s
     return [name for name in vocab.concepts if name in read and name not in REQUEST]
 
 
+def _guarding(node: ir.Node) -> str | None:
+    """The concept of a test that is false whenever its concept is not documented (every leaf is,
+    but a count of zero), or None."""
+    test = node.test
+    if isinstance(test, ir.LEAVES) and not (isinstance(test, ir.CountAtLeast) and test.n < 1):
+        return test.concept
+    return None
+
+
+def _occurrences(node: ir.Node, guards: frozenset[str]):
+    """(concept, guards) for every leaf under node: `guards` are the concepts of leaves beside it in
+    an enclosing all-of, each false when its concept is not documented, which makes that all-of
+    false whatever the leaf's own concept holds."""
+    test = node.test
+    if isinstance(test, ir.LEAVES):
+        yield test.concept, guards
+        return
+    kids = ir.children(node)
+    if isinstance(test, ir.All):
+        guards = guards | {c for c in map(_guarding, kids) if c}
+    for kid in kids:
+        yield from _occurrences(kid, guards)
+
+
+def enabling(policy: ir.Policy, service: str, indication: str | None, asked: list[str]) -> dict[str, list[str]]:
+    """For each asked concept, the earlier asked concepts without whose answer it cannot change the
+    decision (FHIR enableWhen ... exists). A rule fires only when its scope and conditions hold, and
+    a leaf on an undocumented concept is false, so a concept read only beside such a leaf, in an
+    all-of or among a rule's conditions, matters only once that leaf's concept is answered. Only an
+    earlier question may enable a later one (two concepts tested together do not disable each other)."""
+    found: dict[str, set[str]] = {}
+    for rule in policy.rules:
+        if not applies(rule, service, indication):
+            continue
+        top = frozenset(c for c in map(_guarding, rule.scope + rule.conditions) if c)
+        for node in ir.rule_nodes(rule):
+            for concept, guards in _occurrences(node, top):
+                guards = guards - {concept}
+                found[concept] = found[concept] & guards if concept in found else set(guards)
+    order = {name: k for k, name in enumerate(asked)}
+    return {name: sorted((g for g in found.get(name, ()) if order.get(g, len(order)) < order[name]), key=order.get)
+            for name in asked if any(order.get(g, len(order)) < order[name] for g in found.get(name, ()))}
+
+
 def questionnaire(program: ir.Program, vocab: Vocabulary, payer: str, service: str,
                   indication: str | None) -> dict:
     """The Questionnaire resource (FHIR R4 JSON) for one payer and request."""
     policy = program.policy(payer)
-    asked = facts_read(policy, vocab, service, indication)
+    order = {topic: k for k, topic in enumerate(vocab.topics)}
+    topic = lambda name: order.get(vocab.concepts[name].topic or "Other facts", len(order))  # noqa: E731
+    asked = sorted(facts_read(policy, vocab, service, indication), key=topic)  # as shown: by topic (stable)
+    after = enabling(policy, service, indication, asked)
     groups: dict[str, list[dict]] = {}
     for name in asked:
         concept = vocab.concepts[name]
-        groups.setdefault(concept.topic or "Other facts", []).append(_item(concept, vocab))
-    order = {topic: k for k, topic in enumerate(vocab.topics)}
+        item = _item(concept, vocab)
+        if name in after:
+            item["enableWhen"] = [{"question": a, "operator": "exists", "answerBoolean": True} for a in after[name]]
+            if len(after[name]) > 1:
+                item["enableBehavior"] = "all"
+        groups.setdefault(concept.topic or "Other facts", []).append(item)
     groups = dict(sorted(groups.items(), key=lambda g: order.get(g[0], len(order))))
     request = f"{service}" + (f" for {indication}" if indication else "")
     return {
@@ -128,7 +179,7 @@ def prefill(q: dict, facts: dict, vocab: Vocabulary, patient_id: str | None = No
     groups = []
     for group in q["item"]:
         answered = [{"linkId": item["linkId"], "text": item["text"], "answer": _answers(item, facts[item["linkId"]])}
-                    for item in group["item"] if item["linkId"] in facts]
+                    for item in group["item"] if item["linkId"] in facts and enabled(item, facts)]
         if answered:
             groups.append({"linkId": group["linkId"], "text": group["text"], "item": answered})
     response = {"resourceType": "QuestionnaireResponse", "questionnaire": q["url"], "status": "in-progress",
@@ -136,6 +187,11 @@ def prefill(q: dict, facts: dict, vocab: Vocabulary, patient_id: str | None = No
     if patient_id:
         response["id"] = _id(patient_id)
     return response
+
+
+def enabled(item: dict, facts: dict) -> bool:
+    """Whether a question is shown given the answers so far (its enableWhen questions answered)."""
+    return all(w["question"] in facts for w in item.get("enableWhen", ()))
 
 
 def _answers(item: dict, value) -> list[dict]:
