@@ -88,6 +88,10 @@ def test_a_bad_member_is_reported_by_member_and_resource_and_the_others_decided(
     assert "Patient/ghost" in done.output and "no Patient resource of the export has this id" in done.output
     decided = {r["id"] for r in _lines(out)}
     assert len(decided) == n - 1 and member.split("/")[1] not in decided
+    services = _lines(export / "ServiceRequest.ndjson")
+    services[1]["authoredOn"] = "2026-03-02junk"  # no model validation here: the reader's own check
+    _rewrite(export / "ServiceRequest.ndjson", services)
+    assert "authoredOn: error: '2026-03-02junk' is not a full date" in _batch(export, "--out", out).output
     rejected = _batch(export, "--out", tmp_path / "strict.jsonl", "--on-error", "reject")
     assert rejected.exit_code == 3 and not (tmp_path / "strict.jsonl").exists()
 

@@ -159,7 +159,7 @@ BAD_BUNDLES = {
                            "Observation/age-2", "give age different values"),
     "a unit that is not the concept's": (
         _edit("trial-hours", valueQuantity={"value": 1, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}),
-        "Observation/trial-hours.valueQuantity.unit", "is in hours"),
+        "Observation/trial-hours.valueQuantity.code", "is in hours"),
     "a concept the vocabulary lacks": (
         _edit("trial-hours", code={"coding": [{"system": "urn:reasoner:intrathecal_pumps:concept", "code": "mood"}]}),
         "Observation/trial-hours.code", "not a concept of the vocabulary"),
@@ -169,6 +169,32 @@ BAD_BUNDLES = {
     "a drug course with no end": (_edit("med-nsaid", effectivePeriod={"start": "2025-01-01"}),
                                   "MedicationStatement/med-nsaid.effectivePeriod", "needs a start and an end"),
     "a therapy visit with no date": (_edit("pt-3", performedDateTime=None), "Procedure/pt-3.performed[x]", "missing"),
+    "an unknown resource type": (_edit("trial-hours", resourceType="Obzervation"), "Bundle.entry[",
+                                 "'Obzervation' is not a FHIR R4 resource type"),
+    "a code the vocabulary's own system lacks": (
+        _edit("med-nsaid", medicationCodeableConcept={"coding": [
+            {"system": "urn:reasoner:intrathecal_pumps:medication_kind", "code": "aspirinz"}]}),
+        "MedicationStatement/med-nsaid.medicationCodeableConcept", "has no such value"),
+    "a bound instead of a value": (
+        _edit("trial-relief", valueQuantity={"value": 60, "comparator": "<", "unit": "%",
+                                             "system": "http://unitsofmeasure.org", "code": "%"}),
+        "Observation/trial-relief.valueQuantity.comparator", "a bound is not a value"),
+    "a quantity with no value": (_edit("trial-relief", valueQuantity={"unit": "%"}),
+                                 "Observation/trial-relief.valueQuantity.value", "is missing"),
+    "a modifier extension": (_edit("trial-relief", modifierExtension=[{"url": "http://example.org/x",
+                                                                       "valueBoolean": True}]),
+                             "Observation/trial-relief.modifierExtension", "forbids reading it"),
+    "about someone else": (_edit("trial-relief", focus=[{"reference": "Patient/mother"}]),
+                           "Observation/trial-relief.focus", "not the bundle's Patient"),
+    "a subject without a reference": (_edit("trial-relief", subject={"identifier": {"value": "123"}}),
+                                      "Observation/trial-relief.subject", "without a reference"),
+    "two resources with one id": (_add({"resourceType": "Observation", "id": "trial-relief", "status": "final",
+                                        "subject": SUBJECT, "code": {"text": "x"}}),
+                                  "Observation/trial-relief", "appears twice"),
+    "a date with trailing text": (_edit("req-1", authoredOn="2026-03-02junk"), "ServiceRequest/req-1.authoredOn",
+                                  "date"),
+    "an age that the dates make negative": (_edit("chart-fbss", birthDate="2030-01-01"),
+                                            "field 'age' (read from Patient/chart-fbss)", "between 0 and 130"),
     "a value out of the vocabulary's range": (
         _edit("trial-relief", valueQuantity={"value": 150, "unit": "%", "system": "http://unitsofmeasure.org",
                                              "code": "%"}), "field 'pain_trial_relief'", "between"),
@@ -187,6 +213,26 @@ def test_a_bad_bundle_is_refused_naming_the_resource_and_element(tmp_path, case)
     assert "Traceback" not in done.output
     errors = json.loads(done.output[done.output.index("{"):])["errors"]
     assert any(where in e["where"] and message in e["message"] for e in errors), errors
+
+
+def test_values_are_read_as_written_and_what_did_not_happen_is_not_read(tmp_path):
+    """49.995 % stays below 50 % (no rounding of measured values); a drug not taken, a cancelled
+    Observation and a therapy visit still in preparation document nothing; a drug given as a
+    reference to a Medication resource is read from it."""
+    bundle = _chart()
+    _resource(bundle, "trial-relief")["valueQuantity"]["value"] = 49.995
+    _resource(bundle, "med-nsaid")["status"] = "not-taken"
+    _resource(bundle, "obs-pain-disabling")["status"] = "cancelled"
+    _resource(bundle, "pt-12")["status"] = "preparation"
+    plan = _resource(bundle, "plan-1")
+    plan["medicationReference"] = {"reference": "Medication/morphine-pf"}
+    del plan["medicationCodeableConcept"]
+    bundle["entry"].append({"resource": {"resourceType": "Medication", "id": "morphine-pf", "code": {"coding": [
+        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "7052"}]}}})
+    facts = load_patient(_write(tmp_path, bundle), LOADED.vocab).facts
+    assert facts["pain_trial_relief"] == 49.995
+    assert "medications.nsaid.outcome" not in facts and "pain_disabling" not in facts
+    assert facts["pt_visits"] == 11 and facts["planned_drugs"] == ("morphine",)
 
 
 def test_a_wrong_mapping_file_is_named_with_its_entry(tmp_path):

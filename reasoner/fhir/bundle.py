@@ -14,6 +14,7 @@ any error refuses the whole bundle, so nothing is half-read.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from decimal import Decimal
 
@@ -23,9 +24,11 @@ from reasoner.fhir.questionnaire import UCUM_CODES
 from reasoner.language.vocab import Concept, Vocabulary
 
 RESOURCE = "Bundle"
-SKIPPED_STATUS = {"entered-in-error", "not-done"}
 NOT_A_DIAGNOSIS = {"refuted", "entered-in-error"}
 SUBJECT = ("subject", "patient", "beneficiary")  # where a resource names its patient
+ABOUT = ("focus",)  # a resource about someone else than its subject (e.g. the member's mother)
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$")
+MAX_SHOWN = 80  # characters of an input value repeated in a message
 VALUES = ("valueQuantity", "valueBoolean", "valueInteger", "valueDateTime", "valueString", "valueCodeableConcept")
 DAYS_PER_MONTH = Decimal("365.25") / 12
 
@@ -41,6 +44,7 @@ def read_bundle(data: dict, vocab: Vocabulary, mapping: Mapping, source: str,
     `validate` False skips the R4B model validation (about 40 ms for a 40-resource chart, 40 times
     the reading itself): Bulk Data exports of whole populations rely on the reader's own checks of
     every element it reads; the resources' other elements are not read at all."""
+    _shape(data, source)
     if validate:
         _validate(data, source)
     resources = [e["resource"] for e in data.get("entry") or [] if isinstance(e.get("resource"), dict)]
@@ -52,14 +56,52 @@ def read_bundle(data: dict, vocab: Vocabulary, mapping: Mapping, source: str,
     return reader.result(patient)
 
 
+def _shape(data: dict, source: str) -> None:
+    """What every later step relies on, said plainly before the models' own messages: entries are
+    objects whose resource names a resource type the R4B models know, ids are unique, and no
+    resource carries a modifierExtension (FHIR forbids reading such a resource as if it had none)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    entries = data.get("entry")
+    if entries is not None and not isinstance(entries, list):
+        raise PatientError([Problem(f"{source}: {RESOURCE}.entry", "must be a list of entries.")])
+    problems, seen = [], set()
+    for k, entry in enumerate(entries or []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        where = f"{source}: {RESOURCE}.entry[{k}]"
+        if not isinstance(entry, dict) or not isinstance(resource, dict):
+            problems.append(Problem(where, "is not an entry holding a resource (an object with a resource object)."))
+            continue
+        kind = resource.get("resourceType")
+        try:
+            known = isinstance(kind, str) and get_fhir_model_class(kind) is not None
+        except (KeyError, LookupError, ValueError, AttributeError):
+            known = False
+        if not known:
+            problems.append(Problem(f"{where}.resource.resourceType", f"{_short(kind)} is not a FHIR R4 resource type."))
+            continue
+        name = name_of(resource)
+        if resource.get("id") is not None and name in seen:
+            problems.append(Problem(f"{source}: {name}", "appears twice in the bundle; give each resource its own id."))
+        seen.add(name)
+        if resource.get("modifierExtension"):
+            problems.append(Problem(f"{source}: {name}.modifierExtension", "changes the resource's meaning in a way this "
+                                                                           "reader does not understand; FHIR forbids "
+                                                                           "reading it as if absent."))
+    if problems:
+        raise PatientError(problems[:20])
+
+
 def _validate(data: dict, source: str) -> None:
     from fhir.resources.R4B.bundle import Bundle
 
     try:
         Bundle.parse_obj(data)  # fhir.resources 7 models are pydantic v1; entries are validated by type
+    except RecursionError:
+        raise PatientError([Problem(f"{source}: {RESOURCE}", "not valid FHIR R4: nested too deeply.")]) from None
     except ValueError as err:
         errors = err.errors() if hasattr(err, "errors") else [{"loc": (), "msg": str(err)}]
-        raise PatientError([Problem(f"{source}: {_where(data, e['loc'])}", f"not valid FHIR R4: {e['msg']}.")
+        raise PatientError([Problem(f"{source}: {_where(data, e['loc'])}", f"not valid FHIR R4: {_short(e['msg'])}.")
                             for e in errors[:20]]) from None
 
 
@@ -77,7 +119,12 @@ def _where(data: dict, loc) -> str:
 
 
 def name_of(resource: dict) -> str:
-    return f"{resource.get('resourceType')}/{resource.get('id') or '?'}"
+    return f"{resource.get('resourceType')}/{_short(resource.get('id') or '?', quote=False)}"
+
+
+def _short(value, quote: bool = True) -> str:
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + f"… ({len(text):,} characters)"
 
 
 def codings(value) -> list[dict]:
@@ -105,6 +152,7 @@ class _Reader:
         self.vocab, self.mapping, self.source = vocab, mapping, source
         self.found: dict[str, list[tuple[object, str]]] = defaultdict(list)
         self.problems: list[Problem] = []
+        self.medications: dict[str, dict] = {}  # reference -> Medication resource (for medicationReference)
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(Problem(f"{self.source}: {where}", message))
@@ -115,19 +163,37 @@ class _Reader:
         if len(patients) > 1:
             self.problem(f"{RESOURCE}.entry", f"holds {len(patients)} Patient resources "
                                               f"({', '.join(name_of(p) for p in patients)}); a bundle describes one member.")
+        if not patients and resources:
+            self.problem(f"{RESOURCE}.entry", "holds no Patient resource; a bundle describes one member, whose "
+                                              "Patient resource the other resources point at.")
         self.refs = {f"Patient/{p.get('id')}" for p in patients}
         self.refs |= {e.get("fullUrl") for e in bundle.get("entry") or []
                       if isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == "Patient"
                       and e.get("fullUrl")}
+        for entry in bundle.get("entry") or []:
+            medication = entry.get("resource") or {}
+            if medication.get("resourceType") == "Medication":
+                self.medications[f"Medication/{medication.get('id')}"] = medication
+                if entry.get("fullUrl"):
+                    self.medications[entry["fullUrl"]] = medication
         return patients[0] if patients else None
 
     def _points_at_patient(self, resource: dict) -> bool:
-        for key in SUBJECT:
-            ref = resource.get(key)
-            if isinstance(ref, dict) and ref.get("reference") and ref["reference"] not in self.refs:
-                self.problem(f"{name_of(resource)}.{key}", f"points at {ref['reference']!r}, which is not the "
-                                                           "bundle's Patient; a bundle describes one member.")
-                return False
+        """Whether the resource is about the bundle's member: its subject (patient, beneficiary)
+        references the Patient, and nothing says it is about someone else."""
+        for key in SUBJECT + ABOUT:
+            for ref in resource.get(key) if isinstance(resource.get(key), list) else [resource.get(key)]:
+                if ref is None or not self.refs:
+                    continue
+                target = ref.get("reference") if isinstance(ref, dict) else None
+                if target is None:
+                    self.problem(f"{name_of(resource)}.{key}", "names its patient without a reference; reference the "
+                                                               "bundle's Patient (Patient/<id>).")
+                    return False
+                if target not in self.refs:
+                    self.problem(f"{name_of(resource)}.{key}", f"points at {_short(target)}, which is not the "
+                                                               "bundle's Patient; a bundle describes one member.")
+                    return False
         return True
 
     # ------------------------------------------------------------ one resource
@@ -135,7 +201,7 @@ class _Reader:
         kind = resource.get("resourceType")
         if kind == "Patient" or not self._points_at_patient(resource):
             return
-        if resource.get("status") in SKIPPED_STATUS or _refuted(resource):
+        if resource.get("status") in self.mapping.skipped(kind) or _refuted(resource):
             return
         if kind == "Observation":
             self._observation(resource)
@@ -148,7 +214,7 @@ class _Reader:
             self._record(resource, row)
             return
         concept = self.vocab.concepts[row.concept]
-        for value in element(resource, row.element):
+        for value in element(resource, row.element) or self._referenced(resource, row.element):
             where = f"{name_of(resource)}.{row.element}"
             if concept.kind == "date":
                 self.add(row.concept, _date(value, where, self), resource)
@@ -166,6 +232,10 @@ class _Reader:
             if code is None:
                 continue
             if system == own and concept.domain:
+                if code not in self.vocab.domains[concept.domain]:
+                    self.problem(where, f"codes {_short(code)} in {own}, which has no such value; known: "
+                                        f"{', '.join(self.vocab.domains[concept.domain])}.")
+                    return []
                 out.append(code)
             elif row and system in row.codes:
                 mapped = _lookup(row.codes[system], code, row.prefix)
@@ -173,7 +243,7 @@ class _Reader:
                     out.append(mapped)
             elif row and system in row.passes:
                 out.append(code)
-        if not out and not (row and row.optional):
+        if not out and not (row and row.optional) and not any(p.where.endswith(where) for p in self.problems):
             self.problem(where, f"has no coding this reader maps to {concept.name} (systems: "
                                 f"{', '.join(dict.fromkeys(map(str, seen))) or 'none'}); code it in "
                                 f"{own or 'a system the mapping lists'} or add the code to {self.mapping.source}.")
@@ -183,7 +253,8 @@ class _Reader:
         record = self.vocab.records[row.record]
         key_concept = Concept(record.name, "enum", record.meaning, domain=record.key_domain)
         where = f"{name_of(resource)}.{row.element}"
-        keys = [k for v in element(resource, row.element) for k in self._coded(v, key_concept, row, where)]
+        values = element(resource, row.element) or self._referenced(resource, row.element)
+        keys = [k for v in values for k in self._coded(v, key_concept, row, where)]
         for key in keys[:1]:
             for field, path in row.fields:
                 concept = self.vocab.concepts[record.concept(key, field)]
@@ -191,6 +262,18 @@ class _Reader:
                     got = self._field(value, concept, f"{name_of(resource)}.{path}")
                     if got is not None:
                         self.add(concept.name, got, resource)
+
+    def _referenced(self, resource: dict, path: str) -> list:
+        """A medication given as medicationReference: the code of the Medication it points at."""
+        if path != "medicationCodeableConcept" or "medicationReference" not in resource:
+            return []
+        target = (resource.get("medicationReference") or {}).get("reference")
+        found = self.medications.get(target)
+        if found is None:
+            self.problem(f"{name_of(resource)}.medicationReference", f"points at {_short(target)}, which is not a "
+                                                                     "Medication resource of this bundle.")
+            return []
+        return [found.get("code")] if found.get("code") else []
 
     def _field(self, value, concept: Concept, where: str):
         if isinstance(value, dict) and ("start" in value or "end" in value):
@@ -209,7 +292,7 @@ class _Reader:
             if system == self.mapping.concept_system:
                 concept = self.vocab.concepts.get(code)
                 if concept is None:
-                    self.problem(f"{name_of(resource)}.code", f"names {code!r}, which is not a concept of the "
+                    self.problem(f"{name_of(resource)}.code", f"names {_short(code)}, which is not a concept of the "
                                                               "vocabulary.")
                     return
                 self._value(resource, concept)
@@ -239,14 +322,24 @@ class _Reader:
             self.add(concept.name, value, resource)
 
     def _quantity(self, quantity: dict, concept: Concept, where: str):
+        """A Quantity's value, exactly as written, in the concept's unit: the UCUM code decides when
+        there is one (the unit text is for people); a comparator (< 60 %) is not a measured value."""
         unit, code = quantity.get("unit"), quantity.get("code")
         wanted = UCUM_CODES.get(concept.unit or "")
-        if concept.unit and code != wanted and unit not in (concept.unit, wanted):
-            self.problem(f"{where}.unit", f"is {code or unit!r}; {concept.name} is in {concept.unit}"
-                                          + (f" (UCUM {wanted!r})" if wanted else "") + "; convert it.")
+        if quantity.get("comparator"):
+            self.problem(f"{where}.comparator", f"{_short(quantity['comparator'])}: a bound is not a value; "
+                                                f"{concept.name} needs the measured value.")
             return None
-        value = quantity.get("value")
-        return None if value is None else _number(Decimal(str(value)))
+        if quantity.get("value") is None:
+            self.problem(f"{where}.value", f"is missing; {concept.name} needs a value ({concept.expected(self.vocab)}).")
+            return None
+        ok = code == wanted if code is not None else unit in (concept.unit, wanted)
+        if concept.unit and not ok:
+            self.problem(f"{where}.{'code' if code is not None else 'unit'}",
+                         f"is {_short(code if code is not None else unit)}; {concept.name} is in {concept.unit}"
+                         + (f" (UCUM {wanted!r})" if wanted else "") + "; convert it.")
+            return None
+        return _exact(Decimal(str(quantity["value"])))
 
     # ------------------------------------------------------------ derived facts
     def derive(self, resources: list[dict], patient: dict | None) -> None:
@@ -273,7 +366,7 @@ class _Reader:
         visits: dict[dt.date, str] = {}
         outcomes = []
         for r in resources:
-            if r.get("resourceType") != rule.resource or r.get("status") in SKIPPED_STATUS:
+            if r.get("resourceType") != rule.resource or r.get("status") in self.mapping.skipped(rule.resource):
                 continue
             if not any(c.get("code") in rule.codes.get(c.get("system"), ()) for c in codings(r.get("code"))):
                 continue
@@ -355,7 +448,13 @@ def _lookup(table: dict, code: str, prefix: bool):
     return None
 
 
+def _exact(value: Decimal):
+    """A measured value as written (no rounding: 49.995 % is not 50 %)."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 def _number(value: Decimal):
+    """A computed value (weeks from days, months from days), to two decimals."""
     value = value.quantize(Decimal("0.01")).normalize()
     return int(value) if value == value.to_integral_value() else float(value)
 
@@ -366,14 +465,12 @@ def _date(value, where: str, reader: _Reader) -> dt.date | None:
         return None
     text = str(value)
     try:
-        return dt.date.fromisoformat(text[:10]) if len(text) >= 10 else _partial(text)
+        if not DATE.match(text):
+            raise ValueError(text)
+        return dt.date.fromisoformat(text[:10])
     except ValueError:
-        reader.problem(where, f"{text!r} is not a full date (YYYY-MM-DD); a fact needs the day.")
+        reader.problem(where, f"{_short(text)} is not a full date (YYYY-MM-DD, or a dateTime); a fact needs the day.")
         return None
-
-
-def _partial(text: str):
-    raise ValueError(text)
 
 
 def _refuted(resource: dict) -> bool:

@@ -49,6 +49,7 @@ class _DeriveRow(_Strict):
 class _File(_Strict):
     format: str
     systems: dict[str, str]
+    skip_status: dict[str, list[str]] = {}
     read: list[_ReadRow]
     derive: list[_DeriveRow] = []
 
@@ -85,6 +86,11 @@ class Mapping:
     reads: tuple[Read, ...]
     derives: tuple[Derive, ...]
     vocabulary: str  # the vocabulary's name, for its own systems
+    skip: dict = None  # resource type (or "*") -> statuses whose resources are not read
+
+    def skipped(self, resource: str) -> frozenset[str]:
+        skip = self.skip or {}
+        return skip.get(resource, frozenset()) | skip.get("*", frozenset())
 
     def domain_system(self, domain: str) -> str:
         return f"urn:reasoner:{self.vocabulary}:{domain}"
@@ -147,7 +153,8 @@ def _build(path: str, raw: _File, vocab: Vocabulary) -> Mapping:
                   for r in raw.read)
     derives = tuple(Derive(d.name, d.concept, d.resource, {s.get(k, k): frozenset(v) for k, v in d.codes.items()},
                            dict(d.concepts)) for d in raw.derive)
-    return Mapping(path, dict(s), reads, derives, vocab.name)
+    skip = {k: frozenset(v) for k, v in raw.skip_status.items()}
+    return Mapping(path, dict(s), reads, derives, vocab.name, skip)
 
 
 def _code(systems: dict, code: dict | None) -> tuple[str, str] | None:

@@ -450,10 +450,19 @@ def load_patient(path: Path | str, vocab: Vocabulary, folder: Path | None = None
     path = Path(path)
     data = _read(path)
     fhir = from_fhir(data, vocab, folder, str(path))
-    if fhir is not None:
-        data, provenance = fhir
+    if fhir is None:
+        return validate(data, vocab, str(path))
+    data, provenance = fhir
+    try:
         return validate(data, vocab, str(path), provenance=provenance)
-    return validate(data, vocab, str(path))
+    except PatientError as err:  # a value the vocabulary refuses: name the resources it was read from
+        raise PatientError([_sourced(p, provenance) for p in err.problems]) from None
+
+
+def _sourced(problem: Problem, provenance: dict) -> Problem:
+    match = re.search(r"field '([^']+)'", problem.where)
+    source = provenance.get(match.group(1)) if match else None
+    return Problem(f"{problem.where} (read from {source})", problem.message, problem.severity) if source else problem
 
 
 def to_yaml(data: dict) -> str:
