@@ -35,6 +35,9 @@ EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_RESOURCES, EXIT_IN
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Executable health-insurance coverage policies: decide, compare, explain.")
 
+WithOpt = typer.Option(None, "--with", metavar="FILE", help="Another input about the same member (a FHIR Bundle, a "
+                       "completed QuestionnaireResponse or a patient file), merged with PATIENT; conflicting facts "
+                       "are reported (repeatable).")
 PoliciesOpt = typer.Option(None, "--policies", metavar="DIR", help="Policy folder (default: the bundled policies/).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
@@ -98,6 +101,7 @@ def _check_request(loaded: Loaded, service: str | None, indication: str | None, 
 def check(
     patient: Path = typer.Argument(..., metavar="PATIENT", help="Patient file (YAML or JSON) in the shared vocabulary."),
     payer: Optional[list[str]] = typer.Option(None, "--payer", metavar="ID", help="Only these payers (repeatable)."),
+    also: Optional[list[Path]] = WithOpt,
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -105,7 +109,7 @@ def check(
     loaded = _load(policies, as_json)
     chosen = _payers(loaded, payer, as_json)
     try:
-        p = load_patient(patient, loaded.vocab, loaded.folder)
+        p = load_patient(patient, loaded.vocab, loaded.folder, also or ())
     except InputError as err:
         _fail(err.problems, as_json)
     decisions = Reasoner(loaded).decide(p, chosen)
@@ -116,11 +120,11 @@ def check(
         render.console().print(render.decisions_table(p.id, decisions))
 
 
-def _patient(loaded: Loaded, path: Path, service: Optional[str], as_json: bool) -> Patient:
+def _patient(loaded: Loaded, path: Path, service: Optional[str], as_json: bool, also=()) -> Patient:
     """The validated patient, with the requested service replaced when --service is given."""
     _check_request(loaded, service, None, as_json)
     try:
-        patient = load_patient(path, loaded.vocab, loaded.folder)
+        patient = load_patient(path, loaded.vocab, loaded.folder, also or ())
         if service is not None:
             facts = {**patient.facts, "service": service, "id": patient.id, "description": patient.description}
             patient = validate(facts, loaded.vocab, f"--service")
@@ -142,13 +146,14 @@ def why(
     patient: Path = PatientArg,
     payer: str = typer.Option(..., "--payer", metavar="ID", help="The payer whose decision to explain."),
     service: Optional[str] = ServiceOpt,
+    also: Optional[list[Path]] = WithOpt,
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Why the payer decided as it did: the deciding rule, its criteria, down to the patient's facts."""
     loaded = _load(policies, as_json)
     pid = _one_payer(loaded, payer, as_json)
-    p = _patient(loaded, patient, service, as_json)
+    p = _patient(loaded, patient, service, as_json, also)
     result = explain.why(Reasoner(loaded), p, pid)
     if as_json:
         print(json.dumps(explain.why_json(result), indent=2))
@@ -163,6 +168,7 @@ def why_not(
     decision: str = typer.Option("covered", "--decision", metavar="DECISION", help="The decision wanted (covered, denied, review, not_addressed)."),
     service: Optional[str] = ServiceOpt,
     repairs: int = typer.Option(5, "--repairs", min=0, metavar="N", help="How many minimal repairs to search for (0: none)."),
+    also: Optional[list[Path]] = WithOpt,
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -175,7 +181,7 @@ def why_not(
     if decision not in DECISIONS:
         _fail([Problem("--decision", f"unknown decision '{decision}'.{did_you_mean(decision, list(DECISIONS))} "
                                      f"Known: {', '.join(DECISIONS)}.")], as_json, EXIT_USAGE)
-    p = _patient(loaded, patient, service, as_json)
+    p = _patient(loaded, patient, service, as_json, also)
     reasoner = Reasoner(loaded)
     result = explain.why_not(reasoner, p, pid, decision)
     fixes = find_repairs(reasoner, p, pid, decision, limit=repairs) if repairs and result.paths else ([] if repairs else None)

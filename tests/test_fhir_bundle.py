@@ -248,3 +248,51 @@ def test_a_wrong_mapping_file_is_named_with_its_entry(tmp_path):
     assert any("'employer', which is not a value of line_kind" in m for _, m in found), found
     done = CliRunner().invoke(app, ["check", str(CHART), "--policies", str(folder)])
     assert done.exit_code == 3 and "fhir_mapping.yaml: read[" in done.output and "Traceback" not in done.output
+
+
+# ---------------------------------------------------------------- a bundle and a questionnaire together
+def _coded_chart_and_answers(tmp_path):
+    """The chart's coded resources only (no documentation Observations), and geisinger's
+    questionnaire answered from the YAML example."""
+    from reasoner.fhir.questionnaire import prefill, questionnaire
+
+    bundle = _chart()
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Observation"]
+    yaml_patient = load_patient(ROOT / "examples/nonmalignant_implant.yaml", LOADED.vocab)
+    q = questionnaire(LOADED.program, LOADED.vocab, "geisinger", "implant", "nonmalignant_pain")
+    answers = prefill(q, yaml_patient.facts, LOADED.vocab, "qr1")
+    return _write(tmp_path, bundle, "coded.json"), answers
+
+
+def _answer(response: dict, link: str, answer: list) -> dict:
+    for group in response["item"]:
+        for item in group["item"]:
+            if item["linkId"] == link:
+                item["answer"] = answer
+    return response
+
+
+def test_a_bundle_and_a_questionnaire_merge_and_the_record_wins_where_the_mapping_says(tmp_path, reasoner):
+    coded, answers = _coded_chart_and_answers(tmp_path)
+    alone = load_patient(coded, LOADED.vocab)
+    (denied,) = reasoner.decide(alone, ["geisinger"])
+    answers = _answer(answers, "age", [{"valueInteger": 70}])  # the chart's birth date says 54
+    merged = load_patient(coded, LOADED.vocab, also=[_write(tmp_path, answers, "qr.json")])
+    (covered,) = reasoner.decide(merged, ["geisinger"])
+    assert (denied.kind, covered.kind) == ("denied", "covered")
+    assert merged.facts["age"] == 54 and merged.provenance["age"] == "Patient/chart-fbss"
+    assert merged.facts["pt_months_since"] == alone.facts["pt_months_since"]  # computed from visits, not the answer
+    assert merged.provenance["psychological_evaluation"] == "QuestionnaireResponse/qr1 item psychological_evaluation"
+    assert merged.provenance["medications.nsaid.outcome"] == (
+        "MedicationStatement/med-nsaid; QuestionnaireResponse/qr1 item medications.nsaid.outcome")
+
+
+def test_a_fact_the_two_inputs_give_differently_is_reported_with_both_sources(tmp_path):
+    coded, answers = _coded_chart_and_answers(tmp_path)
+    answers = _answer(answers, "medications.nsaid.outcome", [{"valueCoding": {
+        "system": "urn:reasoner:intrathecal_pumps:outcome_kind", "code": "effective"}}])
+    done = CliRunner().invoke(app, ["check", str(coded), "--with", str(_write(tmp_path, answers, "qr.json"))])
+    assert done.exit_code == 3 and "Traceback" not in done.output
+    text = " ".join(done.output.split())
+    assert "field 'medications.nsaid.outcome'" in text
+    assert "MedicationStatement/med-nsaid gives 'failed', QuestionnaireResponse/qr1 item medications.nsaid.outcome gives 'effective'" in text

@@ -50,6 +50,7 @@ class _File(_Strict):
     format: str
     systems: dict[str, str]
     skip_status: dict[str, list[str]] = {}
+    record_wins: list[str] = []
     read: list[_ReadRow]
     derive: list[_DeriveRow] = []
 
@@ -87,6 +88,7 @@ class Mapping:
     derives: tuple[Derive, ...]
     vocabulary: str  # the vocabulary's name, for its own systems
     skip: dict = None  # resource type (or "*") -> statuses whose resources are not read
+    record_wins: frozenset = frozenset()  # concepts where the record beats a questionnaire's answer
 
     def skipped(self, resource: str) -> frozenset[str]:
         skip = self.skip or {}
@@ -154,7 +156,7 @@ def _build(path: str, raw: _File, vocab: Vocabulary) -> Mapping:
     derives = tuple(Derive(d.name, d.concept, d.resource, {s.get(k, k): frozenset(v) for k, v in d.codes.items()},
                            dict(d.concepts)) for d in raw.derive)
     skip = {k: frozenset(v) for k, v in raw.skip_status.items()}
-    return Mapping(path, dict(s), reads, derives, vocab.name, skip)
+    return Mapping(path, dict(s), reads, derives, vocab.name, skip, frozenset(raw.record_wins))
 
 
 def _code(systems: dict, code: dict | None) -> tuple[str, str] | None:
@@ -195,6 +197,8 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
         problems += [Problem(where, f"maps {system} code {code!r} to {value!r}, which is not a value of "
                                     f"{concept.domain}.")
                      for system, table in row.codes.items() for code, value in table.items() if value not in allowed]
+    problems += [Problem(f"{mapping.source}: record_wins", f"concept {c!r} is not in the vocabulary.")
+                 for c in raw.record_wins if c not in vocab.concepts]
     for k, row in enumerate(raw.derive):
         where = f"{mapping.source}: derive[{k}]"
         if row.name not in DERIVATIONS:

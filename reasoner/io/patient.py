@@ -445,18 +445,61 @@ def from_fhir(data: object, vocab: Vocabulary, folder: Path | None, source: str)
     return None
 
 
-def load_patient(path: Path | str, vocab: Vocabulary, folder: Path | None = None) -> Patient:
-    """A patient file; or FHIR read as one (a Bundle, or a completed questionnaire)."""
-    path = Path(path)
+def load_patient(path: Path | str, vocab: Vocabulary, folder: Path | None = None, also=()) -> Patient:
+    """A patient file; or FHIR read as one (a Bundle, or a completed questionnaire). With `also`,
+    more inputs about the same member, merged with it (see `merge`)."""
+    if also:
+        return merge([_one(Path(p), vocab, folder, require_request=False) for p in (path, *also)], vocab, folder)
+    return _one(Path(path), vocab, folder)
+
+
+def _one(path: Path, vocab: Vocabulary, folder: Path | None, require_request: bool = True) -> Patient:
     data = _read(path)
     fhir = from_fhir(data, vocab, folder, str(path))
     if fhir is None:
-        return validate(data, vocab, str(path))
+        return validate(data, vocab, str(path), require_request=require_request)
     data, provenance = fhir
     try:
-        return validate(data, vocab, str(path), provenance=provenance)
+        return validate(data, vocab, str(path), require_request=require_request, provenance=provenance)
     except PatientError as err:  # a value the vocabulary refuses: name the resources it was read from
         raise PatientError([_sourced(p, provenance) for p in err.problems]) from None
+
+
+def _is_answers(patient: Patient) -> bool:
+    return any(" item " in str(w) for w in (patient.provenance or {}).values())
+
+
+def merge(parts: list[Patient], vocab: Vocabulary, folder: Path | None = None) -> Patient:
+    """Several inputs about one member as one patient. A fact given by one input is taken; given
+    alike by several, kept with all their sources; given differently, a conflict reported with
+    both sources, except that the record (a patient file or Bundle) beats a questionnaire's answer
+    for the concepts the FHIR mapping lists under `record_wins` (e.g. the age, the diagnoses)."""
+    from reasoner.fhir.mapping import load_mapping
+
+    wins = load_mapping(folder or policies_dir(), vocab).record_wins
+    facts: dict = {}
+    where: dict[str, tuple[str, bool]] = {}  # concept -> (its sources, read from a record)
+    problems: list[Problem] = []
+    for part in parts:
+        record = not _is_answers(part)
+        for name, value in part.facts.items():
+            source = (part.provenance or {}).get(name) or part.source
+            if name not in facts:
+                facts[name], where[name] = value, (source, record)
+            elif facts[name] == value:
+                where[name] = (f"{where[name][0]}; {source}", where[name][1] or record)
+            elif name in wins and where[name][1] != record:
+                if record:
+                    facts[name], where[name] = value, (source, record)
+            else:
+                problems.append(Problem(f"{' + '.join(p.source for p in parts)}: field '{name}'", f"{where[name][0]} gives {short(facts[name])}, {source} gives "
+                                                           f"{short(value)}; correct one of them."))
+    if problems:
+        raise PatientError(problems)
+    first = parts[0]
+    merged = {"id": first.id, **({"description": first.description} if first.description else {}),
+              **nested(facts, vocab)}
+    return validate(merged, vocab, " + ".join(p.source for p in parts), provenance={k: w for k, (w, _) in where.items()})
 
 
 def _sourced(problem: Problem, provenance: dict) -> Problem:
