@@ -26,7 +26,7 @@ from reasoner.language.check import DECISIONS
 from reasoner.results.decide import Reasoner
 from reasoner.errors import InputError, OutputError, PatientError, Problem, did_you_mean
 from reasoner.language.load import VOCABULARY_FILE, Loaded, lint, load, policy_files
-from reasoner.io.patient import Patient, load_patient, to_yaml, validate
+from reasoner.io.patient import Patient, load_patient, nested, to_yaml, validate
 from reasoner.paths import policies_dir
 from reasoner.web.command import serve
 
@@ -35,6 +35,8 @@ EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_RESOURCES, EXIT_IN
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Executable health-insurance coverage policies: decide, compare, explain.")
 
+AsOfOpt = typer.Option(None, "--as-of", metavar="DATE", help="Date the request (YYYY-MM-DD) when it has no request_date: "
+                       "each policy's version in force then decides.")
 WithOpt = typer.Option(None, "--with", metavar="FILE", help="Another input about the same member (a FHIR Bundle, a "
                        "completed QuestionnaireResponse or a patient file), merged with PATIENT; conflicting facts "
                        "are reported (repeatable).")
@@ -102,14 +104,16 @@ def check(
     patient: Path = typer.Argument(..., metavar="PATIENT", help="Patient file (YAML or JSON) in the shared vocabulary."),
     payer: Optional[list[str]] = typer.Option(None, "--payer", metavar="ID", help="Only these payers (repeatable)."),
     also: Optional[list[Path]] = WithOpt,
+    as_of: Optional[str] = AsOfOpt,
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """The decision of each payer for one patient, with the deciding rule and its citation."""
     loaded = _load(policies, as_json)
     chosen = _payers(loaded, payer, as_json)
+    _check_as_of(as_of, as_json)
     try:
-        p = load_patient(patient, loaded.vocab, loaded.folder, also or ())
+        p = _dated(load_patient(patient, loaded.vocab, loaded.folder, also or ()), as_of, loaded)
     except InputError as err:
         _fail(err.problems, as_json)
     decisions = Reasoner(loaded).decide(p, chosen)
@@ -120,11 +124,37 @@ def check(
         render.console().print(render.decisions_table(p.id, decisions))
 
 
-def _patient(loaded: Loaded, path: Path, service: Optional[str], as_json: bool, also=()) -> Patient:
+def _check_as_of(as_of: Optional[str], as_json: bool) -> None:
+    import datetime as dt
+
+    try:
+        if as_of is not None and len(as_of) == 10:
+            dt.date.fromisoformat(as_of)
+            return
+    except ValueError:
+        pass
+    if as_of is not None:
+        _fail([Problem("--as-of", f"{as_of!r} is not a date written YYYY-MM-DD.")], as_json, EXIT_USAGE)
+
+
+def _dated(patient: Patient, as_of: Optional[str], loaded: Loaded) -> Patient:
+    """The patient with request_date set to --as-of when the request has no date (a date it has wins)."""
+    if as_of is None or patient.facts.get("request_date") is not None:
+        return patient
+    facts = {**nested(patient.facts, loaded.vocab), "request_date": as_of, "id": patient.id,
+             "description": patient.description}
+    try:
+        return validate(facts, loaded.vocab, "--as-of", provenance=patient.provenance)
+    except InputError as err:
+        raise InputError([Problem("--as-of", p.message) for p in err.problems]) from None
+
+
+def _patient(loaded: Loaded, path: Path, service: Optional[str], as_json: bool, also=(), as_of=None) -> Patient:
     """The validated patient, with the requested service replaced when --service is given."""
     _check_request(loaded, service, None, as_json)
+    _check_as_of(as_of, as_json)
     try:
-        patient = load_patient(path, loaded.vocab, loaded.folder, also or ())
+        patient = _dated(load_patient(path, loaded.vocab, loaded.folder, also or ()), as_of, loaded)
         if service is not None:
             facts = {**patient.facts, "service": service, "id": patient.id, "description": patient.description}
             patient = validate(facts, loaded.vocab, f"--service")
@@ -147,13 +177,14 @@ def why(
     payer: str = typer.Option(..., "--payer", metavar="ID", help="The payer whose decision to explain."),
     service: Optional[str] = ServiceOpt,
     also: Optional[list[Path]] = WithOpt,
+    as_of: Optional[str] = AsOfOpt,
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Why the payer decided as it did: the deciding rule, its criteria, down to the patient's facts."""
     loaded = _load(policies, as_json)
     pid = _one_payer(loaded, payer, as_json)
-    p = _patient(loaded, patient, service, as_json, also)
+    p = _patient(loaded, patient, service, as_json, also, as_of)
     result = explain.why(Reasoner(loaded), p, pid)
     if as_json:
         print(json.dumps(explain.why_json(result), indent=2))
@@ -169,6 +200,7 @@ def why_not(
     service: Optional[str] = ServiceOpt,
     repairs: int = typer.Option(5, "--repairs", min=0, metavar="N", help="How many minimal repairs to search for (0: none)."),
     also: Optional[list[Path]] = WithOpt,
+    as_of: Optional[str] = AsOfOpt,
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -181,7 +213,7 @@ def why_not(
     if decision not in DECISIONS:
         _fail([Problem("--decision", f"unknown decision '{decision}'.{did_you_mean(decision, list(DECISIONS))} "
                                      f"Known: {', '.join(DECISIONS)}.")], as_json, EXIT_USAGE)
-    p = _patient(loaded, patient, service, as_json, also)
+    p = _patient(loaded, patient, service, as_json, also, as_of)
     reasoner = Reasoner(loaded)
     result = explain.why_not(reasoner, p, pid, decision)
     fixes = find_repairs(reasoner, p, pid, decision, limit=repairs) if repairs and result.paths else ([] if repairs else None)
@@ -547,6 +579,8 @@ def policies_cmd(policies: Optional[Path] = PoliciesOpt, as_json: bool = JsonOpt
     if as_json:
         print(json.dumps({"schema": "reasoner.policies/1", "policies": [
             {"id": p.id, "payer": p.payer, "document": p.document, "title": p.title, "version": p.version,
+             "effective": {"from": p.effective[0] and p.effective[0].isoformat(),
+                           "to": p.effective[1] and p.effective[1].isoformat()},
              "lines": list(p.lines), "source": p.source,
              "rules": [{"name": r.name, "label": r.label, "decision": r.outcome.kind, "subkind": r.outcome.subkind,
                         "citation": str(r.cite)} for r in p.rules]}

@@ -43,7 +43,7 @@ def _find(steps, label):
 def test_why_cites_the_deciding_rule_down_to_facts(reasoner, implant):
     w = why(reasoner, implant, "geisinger")
     assert w.decision.kind == "covered" and w.rule.rule == "nonmalignant_implant"
-    assert [t.rule for t in w.earlier] == ["medicare_elastomeric", "elastomeric", "other_route", "anesthesia_trial",
+    assert [t.rule for t in w.earlier] == ["outside_period", "medicare_elastomeric", "elastomeric", "other_route", "anesthesia_trial",
                                            "medicare_ncd"]
     count = _find(w.rule.steps, "at least three of the listed classes tried and failed")
     assert count.holds and [c.label for c in count.children] == ["NSAIDs", "opiates", "anti-epileptic drugs for chronic pain"]

@@ -42,7 +42,7 @@ def test_cells_carry_thresholds_and_modes(loaded):
     assert ("life_expectancy", "> 3 months", "required") in reqs
     assert ("pain_trial_relief", "≥ 50 %", "required") in reqs
     assert ("implant_contraindicated", "yes", "absent") in reqs
-    assert [r.name for r in col.rules] == ["other_route", "medicare_ncd", "malignant_implant",
+    assert [r.name for r in col.rules] == ["outside_period", "other_route", "medicare_ncd", "malignant_implant",
                                            "medicaid_case_by_case", "pump_criteria_not_met"]
     (col,) = [c for c in matrix(loaded.program, "implant", "nonmalignant_pain") if c.policy == "geisinger"]
     contraindications = {q.concept: q.grants for q in col.requirements if q.rule == "contraindicated"}
@@ -58,7 +58,7 @@ def test_denials_show_what_triggers_them(loaded):
 
 def test_filters_select_rules_by_scope(loaded):
     (col,) = [c for c in matrix(loaded.program, "elastomeric_pump", None) if c.policy == "geisinger"]
-    assert [r.name for r in col.rules] == ["medicare_elastomeric", "elastomeric", "medicaid_case_by_case",
+    assert [r.name for r in col.rules] == ["outside_period", "medicare_elastomeric", "elastomeric", "medicaid_case_by_case",
                                            "elastomeric_not_met"]
 
 

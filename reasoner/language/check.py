@@ -102,6 +102,7 @@ class _Checker:
                 self.error(self.tree.header.span, f"the policy header lacks '{key}'.")
         if "document" in fields:
             self.document = fields["document"].values[0]
+        self.effective = self.period(fields["effective"]) if "effective" in fields else None
         if "lines" in fields:
             if fields["lines"].values:
                 self.scope_values("lines", fields["lines"].values, fields["lines"].span)
@@ -474,7 +475,47 @@ class _Checker:
         listed = ir.Node(f"{pid}/outside_lines/if2.1", describe(listed_test), cite, listed_test)
         not_listed = ir.Node(f"{pid}/outside_lines/if2", "line of business not listed by the policy", cite, ir.Not(listed))
         return ir.Rule(f"{pid}/outside_lines", "outside_lines", "Line of business outside the policy's scope",
-                       cite, (), (documented, not_listed), (), ir.Outcome("not_addressed", None, None, None))
+                       cite, (), (documented, not_listed), (), ir.Outcome("not_addressed", None, None, None),
+                       str(lines.span))
+
+    def period(self, field: s.HeaderField) -> tuple | None:
+        """The header's effective period as dates (first day, last day or None); None when wrong."""
+        *dates, _detail = field.values
+        days = []
+        for text in dates:
+            try:
+                days.append(dt.date.fromisoformat(text))
+            except ValueError:
+                self.error(field.span, f"{text} is not a date.")
+                return None
+        problems = len(self.problems)
+        if len(days) == 2 and days[1] < days[0]:
+            self.error(field.span, f"the effective period ends ({days[1]}) before it starts ({days[0]}).")
+        if field.cite is None:
+            self.error(field.span, "'effective' has no citation; cite where the document states its dates.")
+        if "request_date" not in self.vocab.concepts:
+            self.error(field.span, "'effective' needs the vocabulary's request_date concept (a date).")
+        return (days[0], days[1] if len(days) == 2 else None) if len(self.problems) == problems else None
+
+    def period_rule(self, field: s.HeaderField) -> ir.Rule:
+        """The implicit first rule of a versioned policy: a request dated outside the version's
+        period is not decided by it; the decision says so, with the document's own words on what
+        applies instead when it gives them."""
+        pid = self.tree.header.policy_id
+        start, end = self.effective
+        cite = ir.Citation(self.document, field.cite.section if field.cite else "?")
+        bounds = [("<", start, "before"), (">", end, "after")]
+        tests = [ir.Node(f"{pid}/outside_period/if2.{k}", f"dated {word} {day.isoformat()}", cite,
+                         ir.Compare("request_date", op, Decimal(day.toordinal()), "date"))
+                 for k, (op, day, word) in enumerate(((o, d, w) for o, d, w in bounds if d), 1)]
+        documented = ir.Node(f"{pid}/outside_period/if1", "request_date documented", cite, ir.Documented("request_date"))
+        outside = tests[0] if len(tests) == 1 else ir.Node(f"{pid}/outside_period/if2", "dated outside the period",
+                                                           cite, ir.Any(tuple(tests)))
+        span = f"{start.isoformat()}" + (f" to {end.isoformat()}" if end else " onward")
+        detail = field.values[-1] or f"this version applies to requests dated {span}"
+        return ir.Rule(f"{pid}/outside_period", "outside_period", "Request dated outside this version's period",
+                       cite, (), (documented, outside), (), ir.Outcome("not_addressed", "outside_policy", detail, None),
+                       str(field.span))
 
     def unreachable(self, rules: list[ir.Rule], decls: list[s.RuleDecl]) -> None:
         """Warn about a rule that an earlier unconditional rule with a wider scope always pre-empts.
@@ -512,8 +553,8 @@ class _Checker:
         lines = self.lines(fields)
         rules, seen = [], {}
         for r in self.tree.rules:
-            if r.name == "outside_lines":
-                self.error(r.span, "'outside_lines' is reserved for the implicit rule on other lines of business; rename the rule.")
+            if r.name in ("outside_lines", "outside_period"):
+                self.error(r.span, f"'{r.name}' is reserved for an implicit rule of the policy header; rename the rule.")
             elif r.name in seen:
                 self.error(r.span, f"rule '{r.name}' is declared twice (first at line {seen[r.name].span.line}).")
             seen.setdefault(r.name, r)
@@ -531,9 +572,12 @@ class _Checker:
         get = lambda k, i=0: fields[k].values[i] if k in fields else "?"  # noqa: E731
         every_line = set(lines) >= set(self.lines({"lines": s.HeaderField("lines", (), None, self.tree.span)}))
         outside = (self.lines_rule(fields["lines"], lines),) if "lines" in fields and not every_line else ()
+        if self.effective:
+            outside = (self.period_rule(fields["effective"]),) + outside
+        period = self.effective or (None, None)
         assumed = "lines" in fields and fields["lines"].assumed
         return ir.Policy(self.tree.header.policy_id, get("payer"), get("document"), get("document", 1),
-                         get("version"), lines, outside + tuple(rules), self.tree.span.file, assumed)
+                         get("version"), lines, outside + tuple(rules), self.tree.span.file, assumed, period)
 
 
 def _scope(rule: ir.Rule) -> tuple:

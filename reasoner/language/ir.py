@@ -146,6 +146,7 @@ class Policy:
     rules: tuple[Rule, ...]
     source: str  # the file it was read from
     lines_assumed: bool = False  # the document names no line of business; its scope is a reading
+    effective: tuple = (None, None)  # (first day, last day) of the version's period; None: open
 
 
 @dataclass(frozen=True)

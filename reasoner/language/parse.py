@@ -169,6 +169,14 @@ class _Build(Transformer):
         assumed = any(isinstance(r, Token) and r.type == "ASSUMED" for r in rest)
         return s.HeaderField("lines", names, cite, self._span(meta), assumed)
 
+    def effective(self, meta, *parts):
+        """effective START [.. END] ["what applies outside the period"] [cite]: values are the dates
+        as text (checked by the checker) and the detail ("" when not given)."""
+        dates = tuple(str(p) for p in parts if isinstance(p, Token) and p.type == "ISODATE")
+        detail = next((_text(p) for p in parts if isinstance(p, Token) and p.type == "STRING"), "")
+        cite = next((p for p in parts if isinstance(p, s.Cite)), None)
+        return s.HeaderField("effective", dates + (detail,), cite, self._span(meta))
+
     def line_list(self, meta, names):
         return () if isinstance(names, Token) else names
 

@@ -262,8 +262,8 @@ class Cite:
 
 @dataclass(frozen=True)
 class HeaderField:
-    key: str  # payer, document, version, lines
-    values: tuple[str, ...]  # for lines: () means every line of business
+    key: str  # payer, document, version, lines, effective
+    values: tuple[str, ...]  # for lines: () means every line of business; effective: start[, end], detail
     cite: Cite | None
     span: Span
     assumed: bool = False  # lines: the document names none; the scope is the encoder's reading

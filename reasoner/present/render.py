@@ -75,10 +75,19 @@ def policies_table(program: ir.Program) -> Table:
     for column in ("id", "payer", "document", "version", "lines of business", "services", "indications", "rules"):
         table.add_column(column, overflow="fold")
     for p in program.policies:
-        table.add_row(Text(p.id, style="bold"), Text(p.payer), Text(f"{p.document} {p.title}"), Text(p.version),
+        table.add_row(Text(p.id, style="bold"), Text(p.payer), Text(f"{p.document} {p.title}"),
+                      Text(p.version + in_force(p.effective)),
                       Text(", ".join(p.lines)), Text(_covers(p, "service")), Text(_covers(p, "indications")),
                       str(len(p.rules)))
     return table
+
+
+def in_force(period: tuple) -> str:
+    """'; in force 2019-04-01 onward' (or 'from … to …'), '' for a policy that declares no period."""
+    start, end = period
+    if start is None:
+        return ""
+    return f"; in force {start.isoformat()}" + (f" to {end.isoformat()}" if end else " onward")
 
 
 def matrix_table(columns, service: str | None, indication: str | None) -> Table:

@@ -181,6 +181,8 @@ def leaf_values(c: Concept, test, want: bool, current, vocab) -> list:
             return [_any_value(c, vocab)] if want else [REMOVE]
         case ir.Compare(_, op, value, _) if c.kind == "number":
             return [_number(v) for v in _thresholds(c, op, value, want)]
+        case ir.Compare() if c.kind == "date":
+            return []  # a date (when the service is asked for) is not something a repair can change
         case ir.OneOf(_, values) if c.kind == "enum":
             pool = values if want else [v for v in vocab.values_of(c.name) if v not in values]
             return list(pool[:1])  # the others are alternatives, shown in the criterion's text

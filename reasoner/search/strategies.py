@@ -29,6 +29,8 @@ from reasoner.language.vocab import Concept
 REQUEST = tuple(SCOPE_CONCEPTS.values())
 TRIAL_RESULTS = ("pain_trial_", "tone_trial_")  # concepts describing the outcome of a trial already done
 
+IMPLICIT = ("outside_lines", "outside_period")  # the header's rules (line of business, effective period)
+
 
 def thresholds(program: ir.Program) -> dict[str, set[Decimal]]:
     """concept -> every value some policy compares it with."""
@@ -274,7 +276,7 @@ def near_coverage(draw, loaded: Loaded, payers: list[str], fixed: dict | None = 
     request = {c: facts[c] for c in ("service", "indications")}
     first = dict(facts)
     others = [r for p in chosen for r in p.rules if r.conditions and r is not rule and _scoped(r, request)
-              and r.name != "outside_lines"]  # rules that can meet the first one on this request
+              and r.name not in IMPLICIT]  # rules that can meet the first one on this request
     covering = [r for p in chosen if p is not policy for r in p.rules
                 if r.outcome.kind == "covered" and r.conditions and _scoped(r, request)]
     if covering and draw(st.booleans()):  # half the time, meet other payers' covering rules too, so that
