@@ -360,6 +360,8 @@ def lint_cmd(
         vocab, checked, problems = lint(targets, vocab_path)
         if vocab is not None and not any(p.severity == "error" for p in problems):
             problems += _dead_rules(checked, vocab, problems)
+        if vocab is not None:
+            problems += _mapping_problems(vocab_path.parent, vocab)
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         print(json.dumps({"schema": "reasoner.lint/1", "files": [str(t) for t in targets],
@@ -369,6 +371,19 @@ def lint_cmd(
         out.print(render.problems_text(problems), end="")
         out.print(f"{len(targets)} file(s) checked: {len(errors)} error(s), {len(problems) - len(errors)} warning(s).")
     raise typer.Exit(EXIT_LINT if errors else EXIT_OK)
+
+
+def _mapping_problems(folder: Path, vocab) -> list[Problem]:
+    """The folder's FHIR mapping, when it has one, checked against the vocabulary."""
+    from reasoner.fhir.mapping import load_mapping, mapping_file
+
+    if not mapping_file(folder).is_file():
+        return []
+    try:
+        load_mapping(folder, vocab)
+    except InputError as err:
+        return list(err.problems)
+    return []
 
 
 def _dead_rules(policies, vocab, known: list[Problem]) -> list[Problem]:

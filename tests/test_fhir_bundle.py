@@ -248,6 +248,8 @@ def test_a_wrong_mapping_file_is_named_with_its_entry(tmp_path):
     assert any("'employer', which is not a value of line_kind" in m for _, m in found), found
     done = CliRunner().invoke(app, ["check", str(CHART), "--policies", str(folder)])
     assert done.exit_code == 3 and "fhir_mapping.yaml: read[" in done.output and "Traceback" not in done.output
+    linted = CliRunner().invoke(app, ["lint", "--policies", str(folder)])
+    assert linted.exit_code == 1 and "'qtc' is not in the vocabulary" in linted.output  # lint checks it too
 
 
 # ---------------------------------------------------------------- a bundle and a questionnaire together

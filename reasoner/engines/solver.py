@@ -19,6 +19,8 @@ every witness the solver returns is re-decided by pyDatalog before it is reporte
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from decimal import Decimal
 from fractions import Fraction
 
@@ -44,6 +46,15 @@ def representatives(c: Concept, thresholds: set[Decimal]) -> list[Decimal]:
     if c.high > cuts[-1]:
         points.add(c.high)
     return sorted(points)
+
+
+def day_representatives(thresholds: set[Decimal]) -> list[Decimal]:
+    """Dates (as day ordinals): the day before, of and after each threshold, and one day far from
+    all of them (a request with no date policy cares about), so every region a comparison cuts is met."""
+    days = {Decimal(dt.date(2000, 1, 1).toordinal())}
+    for t in thresholds:
+        days.update((t - 1, t, t + 1))
+    return sorted(days)
 
 
 class Encoding:
@@ -88,6 +99,8 @@ class Encoding:
             elif c.kind == "number":
                 reps = representatives(c, self.thresholds.get(name, set()))
                 out.append(z3.Or(*[self.var[name] == _real(v) for v in reps]))
+            elif c.kind == "date":
+                out.append(z3.Or(*[self.var[name] == _real(v) for v in day_representatives(self.thresholds.get(name, set()))]))
         return out
 
     # ---------------------------------------------------------------- criteria
@@ -159,8 +172,10 @@ class Encoding:
                     out.append(flag == on)
                 continue
             out.append(self.doc[name] == (value is not None))
-            if value is None or c.kind == "date":
+            if value is None:
                 continue
+            if c.kind == "date":
+                out.append(self.var[name] == value.toordinal())
             if c.kind == "boolean":
                 out.append(self.var[name] == bool(value))
             elif c.kind == "number":
@@ -187,6 +202,8 @@ class Encoding:
                 out[name] = self.vocab.values_of(name)[value.as_long()]
             elif c.kind == "number":
                 out[name] = _number(value)
+            elif c.kind == "date":
+                out[name] = dt.date.fromordinal(int(_number(value))).isoformat()
         return out
 
 
