@@ -85,3 +85,16 @@ def test_policies_lists_each_version_period():
     periods = {p["id"]: p["effective"]["from"] for p in data["policies"]}
     assert periods == {"cam70141": "2018-01-30", "cmm210": "2019-08-01", "geisinger": "2017-02-01",
                        "qualchoice": "2019-04-01", "uhc": None}
+
+
+@pytest.mark.parametrize("text", ["86400", "0", "2019-4-1", "20190401"])
+def test_a_request_date_is_written_as_a_date_never_as_a_timestamp(loaded, text):
+    """A version is chosen by the request date, so a date must be unambiguous: digits are not a
+    Unix timestamp (they were read as days of 1970)."""
+    from reasoner.errors import PatientError
+
+    facts = {"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial",
+             "request_date": text}
+    with pytest.raises(PatientError) as err:
+        validate(facts, loaded.vocab)
+    assert "expected a date written YYYY-MM-DD" in str(err.value.problems[0])

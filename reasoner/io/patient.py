@@ -74,11 +74,16 @@ def _capped(problems: list[Problem], source: str, total: int | None = None) -> l
 
 
 # ---------------------------------------------------------------- the model
+ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
 def _no_numbers(value):
-    """Dates are written as text (YYYY-MM-DD) or YAML dates: a number is never read as a
-    timestamp (0 would silently become 1970-01-01)."""
+    """Dates are written as text (YYYY-MM-DD) or YAML dates: a number, or text of digits, is
+    never read as a timestamp ("86400" would silently become 1970-01-02)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         raise ValueError("a number is not a date")
+    if isinstance(value, str) and not ISO_DATE.match(value):
+        raise ValueError("a date is written YYYY-MM-DD")
     return value
 
 
