@@ -6,6 +6,7 @@ Bad input never prints a traceback.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -650,6 +651,12 @@ def main() -> None:
             print("interrupted; no partial output was left.", file=sys.stderr)
             sys.exit(128 + _signals[-1] if _signals else EXIT_INTERRUPTED)
         raise
+    except OSError as err:  # a path the system refuses (a name too long, /proc, /sys): said plainly
+        if _signals:
+            sys.exit(128 + _signals[-1])
+        name = f"{err.filename}: " if err.filename else ""
+        print(f"{name}error: {err.strerror or err}; nothing was written.", file=sys.stderr)
+        sys.exit(EXIT_OUTPUT if err.errno in (errno.EACCES, errno.EROFS, errno.ENOSPC) else EXIT_INPUT)
     except Exception:
         # a library that caught the interruption may raise something else in its place (DuckDB
         # wraps it in the error of whatever it was doing): after a signal, any failure is that signal

@@ -158,3 +158,26 @@ def test_rows_that_used_to_crash_are_row_errors_and_every_good_row_is_decided_on
     assert sorted(ids) == sorted(f"g{i}" for i in range(30))
     for number in (11, 12, 23, 24, 25):
         assert f"{source}:{number}".encode() in done.stderr
+
+
+@pytest.mark.parametrize("where, code", [("/proc/x.jsonl", EXIT_OUTPUT), ("TMP/" + "b" * 300 + ".jsonl", None)])
+def test_an_output_path_the_system_refuses_is_said_plainly(tmp_path, where, code):
+    """/proc cannot hold a file, and a name longer than the file system allows cannot exist: a
+    one-line error naming the path (exit 4 where the run knows it is the output), never a traceback."""
+    source = _rows(tmp_path / "in.jsonl", 3)
+    out = where.replace("TMP", str(tmp_path))
+    done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(source), "--out", out], capture_output=True, text=True)
+    assert "Traceback" not in done.stderr and done.returncode in ((code,) if code else (EXIT_INPUT, EXIT_OUTPUT, EXIT_USAGE))
+    assert out[:40] in done.stderr and len(done.stderr.strip().splitlines()) <= 2
+
+
+def test_csv_numbers_are_plain_decimals(tmp_path):
+    """Python's float() reads 5_4 and 054 as 54; a CSV cell is read as patient files are (plain
+    decimal), so those rows are reported, not decided as age 54."""
+    source = tmp_path / "in.csv"
+    source.write_text("id,service,line_of_business,indications,age\n"
+                      "a,implant,commercial,nonmalignant_pain,5_4\nb,implant,commercial,nonmalignant_pain,054\n"
+                      "c,implant,commercial,nonmalignant_pain,54\n")
+    done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(source)], capture_output=True, text=True)
+    assert "got '5_4'" in done.stderr and "got '054'" in done.stderr
+    assert [json.loads(line)["id"] for line in done.stdout.splitlines()] == ["c"]

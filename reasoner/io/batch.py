@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from contextlib import contextmanager
@@ -42,6 +43,7 @@ FORMATS = ("jsonl", "csv", "parquet")
 CHUNK = 20_000  # rows per query: larger plans fewer times, smaller needs less memory
 MEMORY_LIMIT = "1GB"
 FORMULA = "^[=+\\-@\t\r]"  # a CSV cell starting so is a formula to a spreadsheet
+PLAIN_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")  # as patient files write numbers
 OUTPUT = ("row", "id", "payer", "decision", "subkind", "prior_auth", "rule", "rule_label", "citation",
           "failing", "failing_labels")
 
@@ -186,11 +188,11 @@ def _from_csv(record: dict, loaded: Loaded) -> dict:
         concept = loaded.vocab.concepts.get(key)
         kind = concept.kind if concept else None
         if kind == "number":
-            try:
-                number = float(cell)
-                out[key] = int(number) if number.is_integer() and abs(number) < 1e15 else number
-            except ValueError:
-                out[key] = cell
+            if not PLAIN_NUMBER.match(cell.strip()):
+                out[key] = cell  # 054, 5_4, 1e3, 0x10: not a plain decimal; validation says so
+                continue
+            number = float(cell)
+            out[key] = int(number) if number.is_integer() and abs(number) < 1e15 else number
         elif kind == "boolean":
             out[key] = {"true": True, "false": False}.get(cell.strip().lower(), cell)
         elif kind in ("set", "codes"):

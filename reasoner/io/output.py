@@ -55,7 +55,11 @@ class _Lock:
 
     def acquire(self) -> None:
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:  # /proc, /sys, a name too long: no file can be written there
+                raise _problem(self.path.parent / self.path.name[1:-5],
+                               f"cannot be written ({err.strerror}).") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as err:
