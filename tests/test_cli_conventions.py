@@ -200,10 +200,11 @@ def test_witnesses_are_saved_as_patient_files_in_their_class(reasoner, loaded, s
     assert done.exit_code == EXIT_OK, done.output
     files = sorted(tmp_path.glob("*.yaml"))
     assert files and files[0].name.startswith("001-qualchoice-vs-uhc")
-    for path in files:
+    plain = diff.search(loaded, ["qualchoice", "uhc"], "implant", "nonmalignant_pain", examples=80, seed=0)
+    for path in files:  # numbered as the command's own (search-only) result orders its classes
         patient = load_patient(path, loaded.vocab)
         number = int(path.name[:3])
-        cls = searched.classes[number - 1]
+        cls = plain.classes[number - 1]
         decided = {d.policy: d.rule for d in reasoner.decide(patient, ["qualchoice", "uhc"])}
         assert (decided["qualchoice"], decided["uhc"]) == (cls.pattern.rule_a, cls.pattern.rule_b)
 
