@@ -462,15 +462,7 @@ def questionnaire_cmd(
         except InputError as error:
             _fail(error.problems, as_json, EXIT_INPUT)
         document = prefilled(document, patient.facts, loaded.vocab, patient.id)
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    if out is None:
-        sys.stdout.write(text)
-        return
-    try:
-        _write_text(out, text)
-    except OutputError as error:
-        _fail(error.problems, as_json, EXIT_OUTPUT)
-    render.console(stderr=True).print(f"questionnaire written to {out}")
+    _emit_document(document, out, as_json, "questionnaire")
 
 
 @app.command("fhir")
@@ -494,15 +486,7 @@ def fhir_cmd(
         mapping = load_mapping(loaded.folder or policies_dir(), loaded.vocab)
     except InputError as error:
         _fail(error.problems, as_json, EXIT_INPUT)
-    text = json.dumps(to_bundle(p.facts, loaded.vocab, mapping, p.id), indent=2, ensure_ascii=False) + "\n"
-    if out is None:
-        sys.stdout.write(text)
-        return
-    try:
-        _write_text(out, text)
-    except OutputError as error:
-        _fail(error.problems, as_json, EXIT_OUTPUT)
-    render.console(stderr=True).print(f"bundle written to {out}")
+    _emit_document(to_bundle(p.facts, loaded.vocab, mapping, p.id), out, as_json, "bundle")
 
 
 @app.command("diff")
@@ -568,6 +552,19 @@ def diff_cmd(
         out = render.console()
         for part in render.diff_summary(result, themes, limit=show):
             out.print(part)
+
+
+def _emit_document(document: dict, out: Optional[Path], as_json: bool, what: str) -> None:
+    """A FHIR document as JSON: on standard output, or written whole to --out (exit 4 if it cannot be)."""
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        _write_text(out, text)
+    except OutputError as error:
+        _fail(error.problems, as_json, EXIT_OUTPUT)
+    render.console(stderr=True).print(f"{what} written to {out}")
 
 
 def _write_text(path: Path, text: str) -> None:
