@@ -176,11 +176,18 @@ _NUMERIC = re.compile(r"^(?=[-+]?\.?[0-9])[-+]?([0-9][0-9_]*)?(\.[0-9_]*)?(:[0-9
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$")
 
 
+def _reader() -> YAML:
+    """A YAML 1.2 safe reader. ruamel uses its libyaml-based parser when ruamel.yaml.clib is
+    installed (a dependency) and its pure-Python one otherwise; the two build the same documents,
+    and the C parser reads a 1 MB file in a second where the pure one took a minute."""
+    return YAML(typ="safe")
+
+
 def _yaml_events_problem(text: str, where: str) -> Problem | None:
     """What makes a YAML text unsafe or ambiguous to read, found from its events (no document is
     built): an alias, nesting deeper than MAX_DEPTH, or a number not in plain decimal."""
     depth = 0
-    for event in YAML(typ="safe", pure=True).parse(text):
+    for event in _reader().parse(text):
         line = f"{where}:{event.start_mark.line + 1}:{event.start_mark.column + 1}"
         if isinstance(event, AliasEvent):
             return Problem(line, "aliases (*name) are not allowed in patient files; write the value out.")
@@ -190,12 +197,12 @@ def _yaml_events_problem(text: str, where: str) -> Problem | None:
                 return Problem(line, f"the document is nested more than {MAX_DEPTH} levels deep.")
         elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
             depth -= 1
-        elif isinstance(event, ScalarEvent) and event.style is None and _DATE.match(event.value or ""):
+        elif isinstance(event, ScalarEvent) and not event.style and _DATE.match(event.value or ""):
             try:
                 dt.date.fromisoformat(event.value)
             except ValueError as err:
                 return Problem(line, f"{short(event.value, 30)} is not a date ({err}); write YYYY-MM-DD.")
-        elif isinstance(event, ScalarEvent) and event.style is None and _NUMERIC.match(event.value or ""):
+        elif isinstance(event, ScalarEvent) and not event.style and _NUMERIC.match(event.value or ""):
             value = event.value
             if not _DECIMAL.match(value):
                 return Problem(line, f"{short(value, 30)} is not a plain decimal number (hexadecimal, octal, "
@@ -212,9 +219,12 @@ def read_yaml(text: str, where: str) -> object:
         problem = _yaml_events_problem(text, where)
         if problem:
             raise PatientError([problem])
-        return YAML(typ="safe", pure=True).load(text)
+        return _reader().load(text)
     except PatientError:
         raise
+    except UnicodeError:  # a lone surrogate: the C parser refuses to encode it, the pure one to read it
+        raise PatientError([Problem(where, "invalid YAML: the text holds a character that is not valid Unicode "
+                                           "(a lone surrogate).")]) from None
     except YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         place = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
