@@ -189,3 +189,21 @@ def test_outside_policy_needs_its_reason(loaded):
     _, problems = lower('rule r "L" cite "s" { decide not_addressed outside_policy }', loaded.vocab)
     assert problems == ["x.policy:2:30: error: 'not_addressed outside_policy' must say why the request is outside the policy, "
                         "e.g. not_addressed outside_policy \"standard of care\"."]
+
+
+def test_a_condition_listed_twice_is_an_error_in_at_least_and_a_warning_elsewhere(loaded):
+    _, problems = lower('''define d "D" cite "s": active_infection
+rule a "A" cite "s" { if any { d  active_infection  age > 20 years  age > 240 months } decide covered }''', loaded.vocab)
+    assert problems == [
+        "x.policy:3:35: warning: items 1 and 2 of this 'any' block are the same condition; the second adds nothing.",
+        "x.policy:3:69: warning: items 3 and 4 of this 'any' block are the same condition; the second adds nothing.",
+    ]
+    _, problems = lower('rule a "A" cite "s" { if at_least 1 of { active_infection  active_infection } decide covered }', loaded.vocab)
+    assert [p.split(": ")[1] for p in problems] == ["error"]
+
+
+def test_a_decision_may_carry_a_note(loaded):
+    """`decide covered "note"` is not dead text: the note is the outcome's detail, which the decision
+    table, why, JSON and the matrix all print (robustness L2 asked whether it was ignored)."""
+    policy, problems = lower('rule a "A" cite "s" { decide covered "with the trial report on file" }', loaded.vocab)
+    assert problems == [] and policy.rules[1].outcome.detail == "with the trial report on file"

@@ -172,10 +172,24 @@ class _Checker:
         own = ir.Citation(self.document, item.cite) if item.cite else cite
         return self.node(item.expr, node_id, own, item.label)
 
+    def repeated(self, op: str, items, kids: tuple[ir.Node, ...]) -> None:
+        """A condition listed twice in one block: in at_least it would be counted twice (an error, as
+        `at_least 2 of {a a}` reads as two conditions but is one); in all/any it adds nothing."""
+        seen: dict[ir.Test, int] = {}
+        for i, (item, kid) in enumerate(zip(items, kids), 1):
+            if kid.test in seen:
+                where = f"items {seen[kid.test]} and {i} of this '{op}' block are the same condition"
+                if op == "at_least":
+                    self.error(item.span, f"{where}; at_least would count it twice. List each condition once.")
+                else:
+                    self.warn(item.span, f"{where}; the second adds nothing.")
+            seen.setdefault(kid.test, i)
+
     def test(self, expr: s.Expr, node_id: str, cite: ir.Citation) -> ir.Test:
         match expr:
             case s.Block(op, items, n, span):
                 kids = tuple(self.item(it, f"{node_id}.{i}", cite) for i, it in enumerate(items, 1))
+                self.repeated(op, items, kids)
                 if op == "all":
                     return ir.All(kids)
                 if op == "any":
