@@ -32,6 +32,7 @@ from reasoner.paths import policies_dir
 from reasoner.web.command import serve
 
 EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_RESOURCES, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
+EXIT_PIPE = 128 + 13  # the reader of standard output went away, as for a process that SIGPIPE ends
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Executable health-insurance coverage policies: decide, compare, explain.")
@@ -330,6 +331,7 @@ def _sink(out: Optional[Path], source: Path, on_error: str):
         with atomic_output(out, [source]) as handle:
             yield handle
         return
+    _rows_to_stdout.append(True)
     if on_error != "reject":
         yield sys.stdout.buffer
         return
@@ -337,6 +339,26 @@ def _sink(out: Optional[Path], source: Path, on_error: str):
         yield spool
         spool.seek(0)
         shutil.copyfileobj(spool, sys.stdout.buffer)
+
+
+_rows_to_stdout: list[bool] = []  # batch rows go to standard output: a closed pipe truncates data
+
+
+def _pipe_closed(done: BaseException) -> bool:
+    """Whether the run ended because the reader of standard output went away (`| head`): click
+    turns that EPIPE into a silent exit 1, which scripts cannot tell from a failure."""
+    cause = done if isinstance(done, OSError) else done.__context__
+    return isinstance(cause, OSError) and cause.errno == errno.EPIPE
+
+
+def _exit_pipe_closed() -> None:
+    """Exit as a Unix tool killed by SIGPIPE would (141), saying so when the output was data."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+    if _rows_to_stdout:
+        print("standard output was closed by its reader (e.g. `| head`) before every row was written; "
+              "stopped there. Use --out FILE for a complete file.", file=sys.stderr)
+    sys.exit(EXIT_PIPE)
 
 
 @app.command("lint")
@@ -641,9 +663,11 @@ def main() -> None:
     sys.unraisablehook = _unraisable
     try:
         app()
-    except BrokenPipeError:  # e.g. `reasoner policies | head`
-        sys.exit(EXIT_OK)
+    except BrokenPipeError:  # e.g. `reasoner policies | head`, closed outside click's own handler
+        _exit_pipe_closed()
     except SystemExit as done:
+        if _pipe_closed(done):
+            _exit_pipe_closed()
         if done.code == EXIT_INTERRUPTED or _signals:  # typer turns KeyboardInterrupt into exit 130
             print("interrupted; no partial output was left.", file=sys.stderr)
             sys.exit(128 + _signals[-1] if _signals else EXIT_INTERRUPTED)

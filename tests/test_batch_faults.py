@@ -181,3 +181,14 @@ def test_csv_numbers_are_plain_decimals(tmp_path):
     done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(source)], capture_output=True, text=True)
     assert "got '5_4'" in done.stderr and "got '054'" in done.stderr
     assert [json.loads(line)["id"] for line in done.stdout.splitlines()] == ["c"]
+
+
+def test_a_reader_that_goes_away_ends_the_run_as_sigpipe_would_and_says_so(tmp_path):
+    """`reasoner batch big.jsonl | head -1`: exit 141 (128 + SIGPIPE) as other tools, with one line on
+    stderr saying the rows are incomplete; click alone made it a silent exit 1 (robustness L5)."""
+    proc = _start(_rows(tmp_path / "in.jsonl", 20_000))
+    assert json.loads(proc.stdout.readline())["id"] == "p0"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "standard output was closed by its reader" in err and "Traceback" not in err

@@ -481,7 +481,7 @@ class Writer:
             self._csv.write_table(table)
         elif table.num_rows:
             self._con = self._con or duckdb.connect()
-            self.out.write(_jsonl_bytes(self._con, table))
+            _write_all(self.out, _jsonl_bytes(self._con, table))
 
     def close(self) -> None:
         """Finish the format's footer; the file object itself stays open for its owner."""
@@ -497,6 +497,14 @@ class Writer:
         """Closed while the file is still open, even when the run is interrupted (the owner then
         discards the file), so no writer is left to write into a closed file later."""
         self.close()
+
+
+def _write_all(out, data: bytes, step: int = 1 << 20) -> None:
+    """Written in slices: one large write to a pipe whose reader has gone away can return without
+    error having delivered only part of the data, while the next slice then fails (EPIPE) loudly."""
+    view = memoryview(data)
+    for start in range(0, len(view), step):
+        out.write(view[start:start + step])
 
 
 def _jsonl_bytes(con, table: pa.Table) -> bytes:
