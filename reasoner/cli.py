@@ -39,10 +39,13 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_mar
 
 AsOfOpt = typer.Option(None, "--as-of", metavar="DATE", help="Date the request (YYYY-MM-DD) when it has no request_date: "
                        "each policy's version in force then decides.")
-WithOpt = typer.Option(None, "--with", metavar="FILE", help="Another input about the same member (a FHIR Bundle, a "
+WithOpt = typer.Option(None, "--with", readable=False, metavar="FILE", help="Another input about the same member (a FHIR Bundle, a "
                        "completed QuestionnaireResponse or a patient file), merged with PATIENT; conflicting facts "
                        "are reported (repeatable).")
-PoliciesOpt = typer.Option(None, "--policies", metavar="DIR", help="Policy folder (default: the bundled policies/).")
+# readable=False on every path: our own readers say why a file cannot be read (exit 3), where
+# click would answer first with a usage error (exit 2)
+PatientArg = typer.Argument(..., readable=False, metavar="PATIENT", help="Patient file (YAML or JSON) in the shared vocabulary.")
+PoliciesOpt = typer.Option(None, "--policies", readable=False, metavar="DIR", help="Policy folder (default: the bundled policies/).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 
@@ -103,7 +106,7 @@ def _check_request(loaded: Loaded, service: str | None, indication: str | None, 
 
 @app.command()
 def check(
-    patient: Path = typer.Argument(..., metavar="PATIENT", help="Patient file (YAML or JSON) in the shared vocabulary."),
+    patient: Path = PatientArg,
     payer: Optional[list[str]] = typer.Option(None, "--payer", metavar="ID", help="Only these payers (repeatable)."),
     also: Optional[list[Path]] = WithOpt,
     as_of: Optional[str] = AsOfOpt,
@@ -169,7 +172,6 @@ def _one_payer(loaded: Loaded, payer: str, as_json: bool) -> str:
     return _payers(loaded, [payer], as_json)[0]
 
 
-PatientArg = typer.Argument(..., metavar="PATIENT", help="Patient file (YAML or JSON) in the shared vocabulary.")
 ServiceOpt = typer.Option(None, "--service", metavar="SERVICE", help="Ask about this service instead of the patient's.")
 
 
@@ -227,9 +229,9 @@ def why_not(
 
 @app.command()
 def batch(
-    input: Path = typer.Argument(..., metavar="INPUT", help="Patients as JSONL, CSV (sets as a;b;c) or Parquet, one per row; or a FHIR Bulk Data export folder (NDJSON per resource type), one member per Patient."),
+    input: Path = typer.Argument(..., readable=False, metavar="INPUT", help="Patients as JSONL, CSV (sets as a;b;c) or Parquet, one per row; or a FHIR Bulk Data export folder (NDJSON per resource type), one member per Patient."),
     payer: Optional[list[str]] = typer.Option(None, "--payer", metavar="ID", help="Only these payers (repeatable)."),
-    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Output file (default: standard output)."),
+    out: Optional[Path] = typer.Option(None, "--out", readable=False, metavar="FILE", help="Output file (default: standard output)."),
     fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help="jsonl, csv or parquet (default: from --out, else jsonl)."),
     on_error: str = typer.Option("skip", "--on-error", metavar="MODE", help="skip: report bad rows and go on; reject: stop at the first."),
     chunk: int = typer.Option(20_000, "--chunk", min=1, metavar="N", help="Patients checked and decided per query."),
@@ -363,7 +365,7 @@ def _exit_pipe_closed() -> None:
 
 @app.command("lint")
 def lint_cmd(
-    files: Optional[list[Path]] = typer.Argument(None, metavar="[POLICY]...", help="Policy files (default: every *.policy in the folder)."),
+    files: Optional[list[Path]] = typer.Argument(None, readable=False, metavar="[POLICY]...", help="Policy files (default: every *.policy in the folder)."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -460,8 +462,8 @@ def questionnaire_cmd(
     service: str = typer.Option(..., "--service", metavar="SERVICE", help="The service requested (e.g. implant)."),
     indication: Optional[str] = typer.Option(None, "--indication", metavar="INDICATION",
                                              help="The indication (default: every indication's questions)."),
-    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write the JSON here (default: standard output)."),
-    prefill: Optional[Path] = typer.Option(None, "--prefill", metavar="PATIENT",
+    out: Optional[Path] = typer.Option(None, "--out", readable=False, metavar="FILE", help="Write the JSON here (default: standard output)."),
+    prefill: Optional[Path] = typer.Option(None, "--prefill", readable=False, metavar="PATIENT",
                                            help="Write instead the QuestionnaireResponse answered from this patient file."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = typer.Option(False, "--json", help="Errors as JSON too (the questionnaire is always JSON)."),
@@ -489,8 +491,8 @@ def questionnaire_cmd(
 
 @app.command("fhir")
 def fhir_cmd(
-    patient: Path = typer.Argument(..., metavar="PATIENT", help="Patient file (YAML or JSON) to write as FHIR."),
-    out: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Write the JSON here (default: standard output)."),
+    patient: Path = typer.Argument(..., readable=False, metavar="PATIENT", help="Patient file (YAML or JSON) to write as FHIR."),
+    out: Optional[Path] = typer.Option(None, "--out", readable=False, metavar="FILE", help="Write the JSON here (default: standard output)."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = typer.Option(False, "--json", help="Errors as JSON too (the bundle is always JSON)."),
 ) -> None:
@@ -524,8 +526,8 @@ def diff_cmd(
     lines: Optional[str] = typer.Option(None, "--lines", metavar="LINE", help="Only members of this line of business "
                                         "(e.g. commercial); without it, classes that turn on the line are listed as "
                                         "scope effects."),
-    report: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write the full report to FILE.md or FILE.html."),
-    save_witnesses: Optional[Path] = typer.Option(None, "--save-witnesses", metavar="DIR",
+    report: Optional[Path] = typer.Option(None, "--report", readable=False, metavar="FILE", help="Write the full report to FILE.md or FILE.html."),
+    save_witnesses: Optional[Path] = typer.Option(None, "--save-witnesses", readable=False, metavar="DIR",
                                                   help="Write each class's witness as a patient file into DIR."),
     show: int = typer.Option(25, "--show", min=0, metavar="N", help="Classes to print in the terminal (the report has all)."),
     policies: Optional[Path] = PoliciesOpt,

@@ -218,3 +218,33 @@ def test_markdown_report_neutralises_markup(tmp_path):
 def test_an_output_that_cannot_be_written_is_exit_4(at_root, tmp_path):
     done = CliRunner().invoke(app, ["diff", "--payers", "qualchoice,uhc", "--examples", "5", "--report", "/dev/full"])
     assert done.exit_code in (EXIT_USAGE, EXIT_OUTPUT) and "Traceback" not in done.output
+
+
+def test_no_path_is_refused_by_click_before_our_own_reader_sees_it():
+    """An unreadable file is an input error (exit 3, `cannot read the file: Permission denied`), not a
+    usage error: typer's default readable=True made click answer first with exit 2 (robustness L5).
+    Root reads every file, so the test holds the configuration rather than a chmod."""
+    import typer.main
+
+    command = typer.main.get_command(app)
+    paths = [(name, p.name, p.type_descriptor.parameter_info.readable) for name, sub in command.commands.items()
+             for p in sub.params if "Path" in str(p.type_descriptor.annotation)]
+    assert len(paths) >= 10
+    assert [p for p in paths if p[2]] == []
+
+
+def test_a_file_the_system_will_not_read_is_an_input_error(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    real = Path.open
+
+    def refuse(self, *args, **kw):
+        if self.name == "locked.yaml":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kw)
+
+    (tmp_path / "locked.yaml").write_text("id: x\n")
+    monkeypatch.setattr(Path, "open", refuse)
+    result = CliRunner().invoke(app, ["check", str(tmp_path / "locked.yaml")])
+    assert result.exit_code == EXIT_INPUT
+    assert "locked.yaml: error: cannot read the file: Permission denied." in result.output

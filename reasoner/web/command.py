@@ -38,7 +38,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="N", help="Port to listen on.")] = 8000,
     host: Annotated[str, typer.Option("--host", metavar="ADDRESS",
                                       help="Address to listen on (default: this machine only).")] = "127.0.0.1",
-    policies: Annotated[Optional[Path], typer.Option("--policies", metavar="DIR",
+    policies: Annotated[Optional[Path], typer.Option("--policies", readable=False, metavar="DIR",
                                                      help="Policy folder (default: the bundled policies/).")] = None,
 ) -> None:
     """Start the analyst workbench in the browser: member form with every payer's decision, why /
