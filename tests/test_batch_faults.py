@@ -192,3 +192,21 @@ def test_a_reader_that_goes_away_ends_the_run_as_sigpipe_would_and_says_so(tmp_p
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "standard output was closed by its reader" in err and "Traceback" not in err
+
+
+def test_a_pipe_as_input_is_read_once_and_every_row_decided(tmp_path):
+    """A FIFO (`batch <(zcat x.jsonl.gz)`) can be read only once: the run counts no total first
+    (that read had drained the pipe, and the run then waited forever; robustness L7)."""
+    import os
+    import threading
+
+    source = _rows(tmp_path / "rows.jsonl", 300)
+    fifo = tmp_path / "in.jsonl"
+    os.mkfifo(fifo)
+    feeder = threading.Thread(target=lambda: fifo.write_bytes(source.read_bytes()), daemon=True)
+    feeder.start()
+    done = subprocess.run([*CLI, "batch", "--payer", "uhc", str(fifo), "--out", str(tmp_path / "o.jsonl")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(json.loads(line)["id"] for line in (tmp_path / "o.jsonl").read_text().splitlines()) == \
+        sorted(f"p{i}" for i in range(300))

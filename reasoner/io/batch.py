@@ -58,9 +58,15 @@ def input_format(path: Path) -> str:
     return fmt
 
 
-def count_rows(path: Path) -> int:
-    """How many rows the file holds (for the progress bar): Parquet metadata, else counted lines."""
+def count_rows(path: Path) -> int | None:
+    """How many rows the file holds (for the progress bar): Parquet metadata, else counted lines;
+    None for a pipe or device, which can be read only once (the bar then counts without a total)."""
     fmt = input_format(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        if fmt == "parquet":
+            raise InputError([Problem(str(path), "is a pipe or device; a Parquet file must be a regular file "
+                                                 "(its footer is read first). Nothing was decided.")])
+        return None
     if fmt == "fhir-bulk":
         from reasoner.fhir.bulk import count_members
 

@@ -8,7 +8,8 @@ once instead of mixing its rows into the first one's; the target may never be on
 and a run that is refused before it writes anything never touches an existing target.
 
 Targets that exist and are not regular files (`/dev/stdout`, a FIFO) cannot be replaced by a rename;
-they are written directly, and write errors are still reported cleanly.
+they are written directly, and write errors are still reported cleanly (a FIFO waits for its
+reader, as it does for any program that writes to it).
 """
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ def console(no_color: bool = False, width: int | None = None, stderr: bool = Fal
 
 
 @contextmanager
-def batch_progress(out: Console, total: int):
+def batch_progress(out: Console, total: int | None):
     """A progress bar over rows; yields the callback the batch loop reports to."""
     columns = (TextColumn("deciding"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
                TimeElapsedColumn(), TimeRemainingColumn())
