@@ -394,7 +394,8 @@ def lint_cmd(
     else:
         out = render.console()
         out.print(render.problems_text(problems), end="")
-        out.print(f"{len(targets)} file(s) checked: {len(errors)} error(s), {len(problems) - len(errors)} warning(s).")
+        warnings = sum(p.severity == "warning" for p in problems)
+        out.print(f"{len(targets)} file(s) checked: {len(errors)} error(s), {warnings} warning(s).")
     raise typer.Exit(EXIT_LINT if errors else EXIT_OK)
 
 
@@ -618,7 +619,8 @@ def policies_cmd(policies: Optional[Path] = PoliciesOpt, as_json: bool = JsonOpt
             {"id": p.id, "payer": p.payer, "document": p.document, "title": p.title, "version": p.version,
              "effective": {"from": p.effective[0] and p.effective[0].isoformat(),
                            "to": p.effective[1] and p.effective[1].isoformat()},
-             "lines": list(p.lines), "source": p.source,
+             "lines": list(p.lines), "source": p.source, "extends": p.extends,
+             "changes": p.changes.as_dict() if p.changes else None,
              "rules": [{"name": r.name, "label": r.label, "decision": r.outcome.kind, "subkind": r.outcome.subkind,
                         "citation": str(r.cite)} for r in p.rules]}
             for p in loaded.program.policies]}, indent=2))

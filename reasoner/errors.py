@@ -13,7 +13,7 @@ class Problem:
 
     where: str  # "file:line:column" or "file: field 'x'"
     message: str
-    severity: str = "error"  # "error" or "warning"
+    severity: str = "error"  # "error", "warning", or "note" (information, e.g. what a child policy changes)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.severity}: {self.message}"

@@ -10,6 +10,9 @@ from typer.testing import CliRunner
 
 from reasoner.cli import EXIT_INPUT, EXIT_USAGE, app
 from reasoner.io.patient import validate
+from reasoner.language.load import load
+
+from conftest import ROOT
 
 ROWS = [
     {"id": "a", "service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial",
@@ -96,7 +99,8 @@ def test_parquet_input(tmp_path):
     pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "medications"} for r in ROWS]), path)
     result = CliRunner().invoke(app, ["batch", str(path), "--format", "csv", "--out", str(tmp_path / "o.csv")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "o.csv").read_text().count("\n") == 1 + 3 * 5  # header, then 3 patients x 5 payers
+    payers = len(load(ROOT / "policies").program.policies)
+    assert (tmp_path / "o.csv").read_text().count("\n") == 1 + 3 * payers  # header, then 3 patients x the payers
 
 
 @pytest.mark.parametrize("args, where", [

@@ -130,22 +130,37 @@ def test_repairs_flip_the_decision_and_are_minimal(reasoner, patient, payer):
                 assert smaller.kind != "covered", f"{[c.concept for c in subset]} suffices"
 
 
+def _near_miss(payer: str):
+    """A golden case the payer covers through a rule that bounds the trial's pain relief, that bound
+    (read from the IR) and the relief just short of it: derived, so a new policy is picked up."""
+    import yaml
+
+    bounds = {r.name: n.test for r in LOADED.program.policy(payer).rules if r.outcome.kind == "covered"
+              for top in ir.rule_nodes(r) for n in ir.walk(top)
+              if isinstance(n.test, ir.Compare) and n.test.concept == "pain_trial_relief" and n.test.op in (">", ">=")}
+    for path in sorted((ROOT / "tests" / "cases").rglob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        for scenario in doc["scenarios"]:
+            wanted = scenario["expect"].get(payer, {})
+            if wanted.get("decision") == "covered" and wanted.get("rule") in bounds:
+                facts = {**flatten(doc["base"], LOADED.vocab), **flatten(scenario.get("set", {}), LOADED.vocab)}
+                for name in scenario.get("unset", []):
+                    facts.pop(name, None)
+                if "pain_trial_relief" in facts:
+                    bound = bounds[wanted["rule"]]
+                    # strict bound: the next whole percent above it; otherwise the bound itself
+                    return facts, (bound.value if bound.op == ">" else bound.value - 1), \
+                        int(bound.value) + 1 if bound.op == ">" else int(bound.value)
+    return None
+
+
 @pytest.mark.parametrize("payer", PAYERS)
 def test_a_repair_is_found_for_a_near_miss(reasoner, loaded, payer):
     """Golden near-misses: one criterion short of coverage must yield a one-change repair."""
-    near_miss = {  # payer: (case file, the change that makes it a near miss, the repair expected)
-        "geisinger": ("examples/nonmalignant_implant.yaml", {"pain_trial_relief": 49}, 50),
-        "uhc": ("tests/cases/uhc/nonmalignant.yaml", {"pain_trial_relief": 49.9}, 50),
-        "cmm210": ("tests/cases/cmm210/nonmalignant.yaml", {"pain_trial_relief": 49.9}, 50),
-        "qualchoice": ("tests/cases/qualchoice/nonmalignant.yaml", {"pain_trial_relief": 49.9}, 50),
-        # strict bound: the next whole percent above 50
-        "cam70141": ("tests/cases/cam70141/pain_spasticity.yaml", {"pain_trial_relief": 50}, 51),
-    }[payer]
-    import yaml
-
-    path, change, expected = near_miss
-    doc = yaml.safe_load((ROOT / path).read_text())
-    base = flatten(doc.get("base", doc), loaded.vocab)
-    patient = validate({**base, **change}, loaded.vocab, "near-miss")
+    found = _near_miss(payer)
+    if found is None:
+        pytest.skip(f"{payer} covers no golden case through a bound on the trial's pain relief")
+    facts, short, expected = found
+    patient = validate({**facts, "pain_trial_relief": short}, loaded.vocab, "near-miss")
     (fix,) = repairs(reasoner, patient, payer, "covered", limit=1)
     assert [(c.concept, c.after) for c in fix.changes] == [("pain_trial_relief", expected)]

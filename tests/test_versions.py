@@ -84,7 +84,7 @@ def test_policies_lists_each_version_period():
     data = json.loads(CliRunner().invoke(app, ["policies", "--json"]).output)
     periods = {p["id"]: p["effective"]["from"] for p in data["policies"]}
     assert periods == {"cam70141": "2018-01-30", "cmm210": "2019-08-01", "geisinger": "2017-02-01",
-                       "qualchoice": "2019-04-01", "uhc": None}
+                       "qualchoice": "2019-04-01", "uhc": None, "bcbsal": None}
 
 
 @pytest.mark.parametrize("text", ["86400", "0", "2019-4-1", "20190401"])

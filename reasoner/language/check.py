@@ -22,9 +22,10 @@ DECISIONS = {
     "covered": (None,),
     "denied": ("not_medically_necessary", "investigational", "excluded"),
     "review": ("case_by_case", "external"),
-    "not_addressed": (None, "outside_policy"),
+    "not_addressed": (None, "outside_policy", "referral"),
 }
 NEEDS_DETAIL = {"external": "the criteria it defers to, e.g. review external \"InterQual ...\"",
+                "referral": "the policy that decides instead, e.g. not_addressed referral \"policy #314 (headache)\"",
                 "outside_policy": "why the request is outside the policy, e.g. not_addressed outside_policy \"standard of care\""}
 CODE = re.compile(r"^[A-Z0-9][A-Z0-9.]{1,9}$")
 _OPS = {"<": "<", "<=": "≤", "==": "=", ">=": "≥", ">": ">"}
@@ -75,6 +76,8 @@ class _Checker:
     define_nodes: dict[str, ir.Node] = field(default_factory=dict)
     codesets: dict[str, s.CodeSet] = field(default_factory=dict)
     resolving: list[str] = field(default_factory=list)
+    body: str | None = None  # an inherited rule or criterion: the parent document its own cites name
+    changes: object = None  # a child policy: what it changes of its parent's (family.Changes)
 
     def error(self, span, message: str) -> None:
         self.problems.append(Problem(str(span), message))
@@ -82,13 +85,14 @@ class _Checker:
     def warn(self, span, message: str) -> None:
         self.problems.append(Problem(str(span), message, "warning"))
 
-    def cite(self, cite: s.Cite | None, span, what: str) -> ir.Citation:
+    def cite(self, cite: s.Cite | None, span, what: str, document: str | None = None) -> ir.Citation:
+        document = document or self.document
         if cite is None:
-            self.error(span, f"{what} has no citation; add cite \"<section of {self.document}>\".")
-            return ir.Citation(self.document, "?")
+            self.error(span, f"{what} has no citation; add cite \"<section of {document}>\".")
+            return ir.Citation(document, "?")
         if not cite.section.strip():
             self.error(cite.span, f"{what} has an empty citation.")
-        return ir.Citation(self.document, cite.section)
+        return ir.Citation(document, cite.section)
 
     # ------------------------------------------------------------------ header
     def header(self) -> dict[str, s.HeaderField]:
@@ -169,7 +173,7 @@ class _Checker:
         return ir.Node(node_id, label or macro or describe(test), cite, test, macro=macro)
 
     def item(self, item: s.Item, node_id: str, cite: ir.Citation) -> ir.Node:
-        own = ir.Citation(self.document, item.cite) if item.cite else cite
+        own = ir.Citation(self.body or self.document, item.cite) if item.cite else cite
         return self.node(item.expr, node_id, own, item.label)
 
     def repeated(self, op: str, items, kids: tuple[ir.Node, ...]) -> None:
@@ -429,7 +433,8 @@ class _Checker:
             return ir.Node(f"{self.tree.header.policy_id}/{name}", name, ir.Citation(self.document, "?"), ir.All(()))
         d = self.defines[name]
         self.resolving.append(name)
-        cite = self.cite(d.cite, d.span, f"criterion '{name}'")
+        outer, self.body = self.body, d.origin
+        cite = self.cite(d.cite, d.span, f"criterion '{name}'", d.origin)
         node_id = f"{self.tree.header.policy_id}/{name}"
         if isinstance(d.expr, s.NameRef) and d.expr.name in self.defines:  # an alias of another criterion
             test = ir.All((self.define_node(d.expr.name, d.expr.span),))
@@ -437,6 +442,7 @@ class _Checker:
             test = self.test(d.expr, node_id, cite)
         node = ir.Node(node_id, d.label, cite, test, name, _macro(d.expr))
         self.resolving.pop()
+        self.body = outer
         self.define_nodes[name] = node
         return node
 
@@ -475,8 +481,10 @@ class _Checker:
                         self.error(sc.span, f"line of business '{v}' is not among the policy's lines ({', '.join(lines)}).")
             test = ir.OneOf(SCOPE_CONCEPTS[sc.dimension], sc.values)
             scope.append(ir.Node(f"{pid}/{rule.name}/for{i}", describe(test), cite, test))
+        self.body = rule.origin
         conds = tuple(self.item(it, f"{pid}/{rule.name}/if{i}", cite) for i, it in enumerate(rule.when, 1))
         excepts = tuple(self.item(it, f"{pid}/{rule.name}/unless{i}", cite) for i, it in enumerate(rule.unless, 1))
+        self.body = None
         return ir.Rule(f"{pid}/{rule.name}", rule.name, rule.label, cite, tuple(scope), conds, excepts,
                        self.outcome(rule), str(rule.span))
 
@@ -554,7 +562,7 @@ class _Checker:
             if cs.name in self.codesets:
                 self.error(cs.span, f"code set '{cs.name}' is declared twice.")
             self.codesets[cs.name] = cs
-            self.cite(cs.cite, cs.span, f"code set '{cs.name}'")
+            self.cite(cs.cite, cs.span, f"code set '{cs.name}'", cs.origin)
             for code in cs.codes:
                 if not CODE.match(code):
                     self.error(cs.span, f"{code!r} in code set '{cs.name}' is not a code (capital letters and digits).")
@@ -574,12 +582,13 @@ class _Checker:
             seen.setdefault(r.name, r)
             rules.append(self.rule(r, lines))
         self.unreachable(rules, list(self.tree.rules))
-        for d in self.tree.defines:
+        for d in self.tree.defines:  # an inherited criterion the child no longer uses is not dead text
             if d.name not in self.used:
-                self.warn(d.span, f"criterion '{d.name}' is defined but never used.")
+                if d.origin is None:
+                    self.warn(d.span, f"criterion '{d.name}' is defined but never used.")
                 self.define_node(d.name, d.span)  # still check it
         for cs in self.tree.codesets:
-            if cs.name not in self.used:
+            if cs.name not in self.used and cs.origin is None:
                 self.warn(cs.span, f"code set '{cs.name}' is declared but never used.")
         if not rules:
             self.error(self.tree.span, "the policy has no rules.")
@@ -591,7 +600,8 @@ class _Checker:
         period = self.effective or (None, None)
         assumed = "lines" in fields and fields["lines"].assumed
         return ir.Policy(self.tree.header.policy_id, get("payer"), get("document"), get("document", 1),
-                         get("version"), lines, outside + tuple(rules), self.tree.span.file, assumed, period)
+                         get("version"), lines, outside + tuple(rules), self.tree.span.file, assumed, period,
+                         self.tree.header.extends, self.changes)
 
 
 def _scope(rule: ir.Rule) -> tuple:
@@ -634,8 +644,9 @@ def _rename(expr: s.Expr, names: dict[str, str]) -> s.Expr | None:
     return None
 
 
-def check_policy(tree: s.PolicyFile, vocab: Vocabulary) -> tuple[ir.Policy, list[Problem]]:
-    """Resolve and check one parsed policy; the IR is only usable when no problem is an error."""
-    checker = _Checker(tree, vocab)
+def check_policy(tree: s.PolicyFile, vocab: Vocabulary, changes=None) -> tuple[ir.Policy, list[Problem]]:
+    """Resolve and check one parsed policy (a child already made flat by family.extend, with what
+    it changed); the IR is only usable when no problem is an error."""
+    checker = _Checker(tree, vocab, changes=changes)
     policy = checker.run()
     return policy, checker.problems

@@ -147,6 +147,8 @@ class Policy:
     source: str  # the file it was read from
     lines_assumed: bool = False  # the document names no line of business; its scope is a reading
     effective: tuple = (None, None)  # (first day, last day) of the version's period; None: open
+    extends: str | None = None  # the parent policy of a local edition (its rules are already flat here)
+    changes: object = None  # what the edition changes of its parent's (language.family.Changes)
 
 
 @dataclass(frozen=True)

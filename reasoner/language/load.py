@@ -10,6 +10,7 @@ from pathlib import Path
 from reasoner.language import ir
 from reasoner.language import syntax as s
 from reasoner.language.check import check_policy
+from reasoner.language.family import Changes, extend
 from reasoner.errors import PolicyError, Problem
 from reasoner.language.parse import parse_file
 from reasoner.paths import policies_dir
@@ -36,7 +37,9 @@ def vocabulary_files(vocab_path: Path) -> list[Path]:
 
 
 def lint(files: list[Path], vocab_path: Path) -> tuple[Vocabulary | None, list[ir.Policy], list[Problem]]:
-    """Check every file and collect every problem; never raises for bad input."""
+    """Check every file and collect every problem; never raises for bad input. A policy that
+    extends another is checked as the flat policy its family makes (the parent is read from the
+    same folder), and a note says what it changes."""
     try:
         vocab = load_vocabulary(vocab_path, vocabulary_files(vocab_path))
     except PolicyError as err:
@@ -44,16 +47,13 @@ def lint(files: list[Path], vocab_path: Path) -> tuple[Vocabulary | None, list[i
     problems: list[Problem] = []
     policies: list[ir.Policy] = []
     seen: dict[str, str] = {}
+    family = _Family()
     for path in files:
-        try:
-            tree = parse_file(path)
-        except PolicyError as err:
-            problems += err.problems
+        tree = family.parse(Path(path), problems)
+        if tree is None:
             continue
-        if not isinstance(tree, s.PolicyFile):
-            problems.append(Problem(f"{path}:1:1", "expected a policy file (starting with 'policy').", "error"))
-            continue
-        policy, found = check_policy(tree, vocab)
+        flat, changes = family.flatten(tree, Path(path), problems)
+        policy, found = check_policy(flat, vocab, changes)
         problems += found
         pid = tree.header.policy_id
         if pid in seen:
@@ -61,8 +61,64 @@ def lint(files: list[Path], vocab_path: Path) -> tuple[Vocabulary | None, list[i
         seen[pid] = str(path)
         if Path(path).stem != pid:
             problems.append(Problem(str(tree.header.span), f"policy '{pid}' is in a file named '{Path(path).name}'; name it '{pid}.policy'.", "warning"))
+        if changes is not None:
+            problems.append(Problem(str(tree.header.span), f"policy '{pid}' {changes.summary()}", "note"))
         policies.append(policy)
     return vocab, policies, problems
+
+
+class _Family:
+    """Parsed policy files by path, and the flat form of each child (its parents first)."""
+
+    def __init__(self) -> None:
+        self.trees: dict[Path, s.PolicyFile | None] = {}
+        self.flat: dict[Path, tuple[s.PolicyFile, Changes | None]] = {}
+
+    def parse(self, path: Path, problems: list[Problem]) -> s.PolicyFile | None:
+        if path not in self.trees:
+            try:
+                tree = parse_file(path)
+            except PolicyError as err:
+                problems += err.problems
+                tree = None
+            if tree is not None and not isinstance(tree, s.PolicyFile):
+                problems.append(Problem(f"{path}:1:1", "expected a policy file (starting with 'policy').", "error"))
+                tree = None
+            self.trees[path] = tree
+        return self.trees[path]
+
+    def flatten(self, tree: s.PolicyFile, path: Path, problems: list[Problem],
+                chain: tuple[str, ...] = ()) -> tuple[s.PolicyFile, Changes | None]:
+        if path in self.flat:
+            return self.flat[path]
+        parent_id = tree.header.extends
+        if parent_id is None:
+            for item in tree.inherits + tree.removes:
+                problems.append(Problem(str(item.span), f"'{'inherit' if isinstance(item, s.Inherit) else 'remove'} "
+                                                        f"{item.name}' is only for a policy that extends another "
+                                                        f"(policy {tree.header.policy_id} extends PARENT {{ ... }})."))
+            result = (tree, None)
+        else:
+            result = (tree, None)
+            parent_path = path.parent / f"{parent_id}.policy"
+            if parent_id in chain + (tree.header.policy_id,):
+                problems.append(Problem(str(tree.header.span), f"policies extend each other in a cycle "
+                                                               f"({' -> '.join(chain + (tree.header.policy_id, parent_id))})."))
+            elif not parent_path.is_file():
+                problems.append(Problem(str(tree.header.span), f"policy '{tree.header.policy_id}' extends '{parent_id}', "
+                                                               f"but there is no {parent_path.name} beside it."))
+            else:
+                parent = self.parse(parent_path, [])
+                if parent is None:
+                    problems.append(Problem(str(tree.header.span), f"the parent policy {parent_path} has errors; "
+                                                                   "fix it first (reasoner lint shows them)."))
+                else:
+                    flat_parent, _ = self.flatten(parent, parent_path, [], chain + (tree.header.policy_id,))
+                    flat, changes, found = extend(tree, flat_parent)
+                    problems += found
+                    result = (flat, changes)
+        self.flat[path] = result
+        return result
 
 
 def load(folder: Path | None = None, files: list[Path] | None = None) -> Loaded:
@@ -78,4 +134,4 @@ def load(folder: Path | None = None, files: list[Path] | None = None) -> Loaded:
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise PolicyError(errors)
-    return Loaded(vocab, ir.Program(tuple(policies)), tuple(problems), folder)
+    return Loaded(vocab, ir.Program(tuple(policies)), tuple(p for p in problems if p.severity == "warning"), folder)

@@ -150,10 +150,20 @@ class _Build(Transformer):
     # -------------------------------------------------------------- policy
     def policy(self, meta, header, *items):
         pick = lambda cls: tuple(i for i in items if isinstance(i, cls))  # noqa: E731
-        return s.PolicyFile(header, pick(s.CodeSet), pick(s.Define), pick(s.RuleDecl), self._span(meta))
+        order = tuple(i.name for i in items if isinstance(i, (s.RuleDecl, s.Inherit)))
+        return s.PolicyFile(header, pick(s.CodeSet), pick(s.Define), pick(s.RuleDecl), self._span(meta),
+                            pick(s.Inherit), pick(s.Remove), order)
 
-    def header(self, meta, name, *fields):
-        return s.Header(str(name), fields, self._span(meta))
+    def header(self, meta, name, *rest):
+        parent = str(rest[0]) if rest and isinstance(rest[0], Token) else None
+        fields = rest[1:] if parent else rest
+        return s.Header(str(name), fields, self._span(meta), parent)
+
+    def inherit(self, meta, name, cite):
+        return s.Inherit(str(name), cite, self._span(meta))
+
+    def remove(self, meta, name, cite=None):
+        return s.Remove(str(name), cite, self._span(meta))
 
     def payer(self, meta, text):
         return s.HeaderField("payer", (_text(text),), None, self._span(meta))

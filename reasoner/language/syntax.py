@@ -274,6 +274,7 @@ class Header:
     policy_id: str
     fields: tuple[HeaderField, ...]
     span: Span
+    extends: str | None = None  # the parent policy's id
 
 
 @dataclass(frozen=True)
@@ -283,6 +284,7 @@ class CodeSet:
     cite: Cite | None
     codes: tuple[str, ...]
     span: Span
+    origin: str | None = None  # inherited: the parent document its citation points into
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,7 @@ class Define:
     cite: Cite | None
     expr: Expr
     span: Span
+    origin: str | None = None  # inherited: the parent document its citations point into
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,7 @@ class RuleDecl:
     unless: tuple[Item, ...]
     decisions: tuple[Decision, ...]
     span: Span
+    origin: str | None = None  # inherited: the parent document its criteria's own citations point into
 
 
 @dataclass(frozen=True)
@@ -328,4 +332,26 @@ class PolicyFile:
     codesets: tuple[CodeSet, ...]
     defines: tuple[Define, ...]
     rules: tuple[RuleDecl, ...]
+    span: Span
+    # a child policy's rule list in file order (its own rules and inherited ones), and its removals
+    inherits: tuple["Inherit", ...] = ()
+    removes: tuple["Remove", ...] = ()
+    order: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Inherit:
+    """`inherit NAME cite "..."`: the parent's rule, placed here and cited in this policy's text."""
+
+    name: str
+    cite: Cite
+    span: Span
+
+
+@dataclass(frozen=True)
+class Remove:
+    """`remove NAME`: a rule of the parent this policy does not have."""
+
+    name: str
+    cite: Cite | None
     span: Span

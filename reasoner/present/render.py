@@ -53,7 +53,7 @@ def safe_text(text: str) -> str:
 def problems_text(problems: list[Problem] | tuple[Problem, ...]) -> Text:
     out = Text()
     for p in problems:
-        style = "red" if p.severity == "error" else "yellow"
+        style = {"error": "red", "warning": "yellow"}.get(p.severity, "cyan")  # a note: what a family changes
         out.append(f"{p.where}: ", style="bold")
         out.append(f"{p.severity}: ", style=style)
         out.append(f"{p.message}\n")
@@ -75,7 +75,8 @@ def policies_table(program: ir.Program) -> Table:
     for column in ("id", "payer", "document", "version", "lines of business", "services", "indications", "rules"):
         table.add_column(column, overflow="fold")
     for p in program.policies:
-        table.add_row(Text(p.id, style="bold"), Text(p.payer), Text(f"{p.document} {p.title}"),
+        ident = Text(p.id, style="bold") + (Text(f"\nextends {p.extends}", style="dim") if p.extends else Text(""))
+        table.add_row(ident, Text(p.payer), Text(f"{p.document} {p.title}"),
                       Text(p.version + in_force(p.effective)),
                       Text(", ".join(p.lines)), Text(_covers(p, "service")), Text(_covers(p, "indications")),
                       str(len(p.rules)))
