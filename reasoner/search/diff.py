@@ -20,6 +20,7 @@ abstraction falls in that class; so the search's classes can be checked for comp
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections import Counter
@@ -115,6 +116,15 @@ def kind_of(policy: ir.Policy, rule: str | None) -> str:
     return Reasoner.decision(policy, rule).kind
 
 
+def outcome_of(policy: ir.Policy, rule: str | None) -> str:
+    """What two payers must differ in to disagree: the decision kind, and for `not_addressed` its
+    sub-kind too, since a policy that is silent, one that puts the case outside itself (standard of
+    care) and one that sends it to another named policy say different things about who decides.
+    Denial sub-kinds (investigational or not medically necessary) are reasons for the same decision."""
+    d = Reasoner.decision(policy, rule)
+    return f"{d.kind} ({d.subkind})" if d.kind == "not_addressed" and d.subkind else d.kind
+
+
 # ---------------------------------------------------------------- generating and deciding
 def generate(loaded, payers: list[str], fixed: dict, examples: int, seed: int, tick=None) -> list[Patient]:
     """`examples` patients, the same ones for the same seed."""
@@ -165,13 +175,14 @@ def _reproducible():
             providers.CONSTANTS_CACHE.cache.clear()
 
 
-def patterns(payers: list[str], outcomes: list[dict]) -> list[list[Pattern]]:
+def patterns(program: ir.Program, payers: list[str], outcomes: list[dict]) -> list[list[Pattern]]:
     """Per patient, the classes of every pair of payers that decide differently."""
     out = []
+    differ = functools.cache(lambda a, ra, b, rb: outcome_of(program.policy(a), ra) != outcome_of(program.policy(b), rb))
     for per in outcomes:
         found = []
         for a, b in itertools.combinations(payers, 2):
-            if per[a].decision != per[b].decision:
+            if differ(a, per[a].rule, b, per[b].rule):
                 found.append(Pattern(a, per[a].rule, b, per[b].rule))
         out.append(found)
     return out
@@ -331,7 +342,7 @@ def search(loaded, payers: list[str], service: str | None = None, indication: st
     task = progress.add_task("generating patients", total=examples) if progress else None
     people = generate(loaded, payers, fixed, examples, seed, (lambda: progress.advance(task)) if progress else None)
     outcomes = FastBackend(program, loaded.vocab).decide([p.facts for p in people])
-    per_patient = patterns(payers, outcomes)
+    per_patient = patterns(program, payers, outcomes)
     result = Result(tuple(payers), service, indication, len(people), seed, sum(1 for f in per_patient if f), [],
                     lines=lines)
     counts: Counter = Counter()
@@ -374,7 +385,7 @@ def exhaustive(loaded, payers: list[str], service: str | None = None, indication
     for a, b in pairs:
         pa, pb = program.policy(a), program.policy(b)
         for (ra, fa), (rb, fb) in itertools.product(enc.decides(pa).items(), enc.decides(pb).items()):
-            if kind_of(pa, ra) == kind_of(pb, rb) or solver.check(fa, fb) != z3.sat:
+            if outcome_of(pa, ra) == outcome_of(pb, rb) or solver.check(fa, fb) != z3.sat:
                 continue
             facts = enc.facts(solver.model())
             pattern = Pattern(a, ra, b, rb)
