@@ -428,6 +428,7 @@ def test_policies_are_listed_with_their_documents(client, loaded):
     shown = rows(client.get("/policies").text, "policies")
     for row, p in zip(shown, loaded.program.policies):
         assert row.startswith(p.id) and p.payer in row and p.document in row and str(len(p.rules)) in row
+        assert (f"extends {p.extends}" in row) == bool(p.extends)
 
 
 def test_a_policy_page_has_its_rules_in_decision_order_with_citations(client, loaded):
