@@ -223,3 +223,11 @@ def test_generation_leans_on_thresholds():
     reliefs = [p.facts["pain_trial_relief"] for p in people if "pain_trial_relief" in p.facts]
     near = sum(1 for r in reliefs if 49 <= r <= 51)  # every policy's threshold is 50 %; a uniform draw: 3 %
     assert reliefs and near > len(reliefs) / 3
+
+
+def test_a_search_without_witnesses_keeps_the_counts():
+    """For a heatmap (notebook 02): the same patients and counts, no class built."""
+    full = diff.search(LOADED, PAIR, "implant", None, examples=30, seed=3)
+    counts = diff.search(LOADED, PAIR, "implant", None, examples=30, seed=3, witnesses=False)
+    assert counts.classes == [] and full.classes
+    assert (counts.by_pair, counts.by_indication, counts.disagreeing) == (full.by_pair, full.by_indication, full.disagreeing)

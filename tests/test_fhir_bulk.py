@@ -57,8 +57,9 @@ def test_an_export_is_decided_as_the_same_members_written_as_rows(tmp_path):
 
 
 @pytest.mark.slow
-def test_ten_thousand_members_from_an_export_equal_their_rows(tmp_path):
-    assert _same_as_rows(tmp_path, 10_000, seed=5) == 10_000
+def test_thousands_of_members_from_an_export_equal_their_rows(tmp_path):
+    """Several Arrow batches of resources, members straddling their boundaries (bench_bulk.py runs 100,000)."""
+    assert _same_as_rows(tmp_path, 2_500, seed=5) == 2_500
 
 
 def _lines(path):

@@ -215,11 +215,12 @@ class _Witness:
         if patient is None:
             return None
         policies = [self.pattern.a, self.pattern.b]
-        ev = self.reasoner.engine.evaluate(patient.facts, policies, detail=True)
+        ev = self.reasoner.engine.evaluate(patient.facts, policies)  # decisions first: most trials leave the class
         if (ev.decided[self.pattern.a], ev.decided[self.pattern.b]) != (self.pattern.rule_a, self.pattern.rule_b):
             return None
         if self.denying is None:
             return frozenset()
+        ev = self.reasoner.engine.evaluate(patient.facts, [self.denying], detail=True)  # every node: one side only
         return failing_leaves(self.reasoner.loaded.program.policy(self.denying), ev, patient)
 
     def keeps(self, patient: Patient | None) -> bool:
@@ -334,8 +335,12 @@ def witness_class(reasoner: Reasoner, pattern: Pattern, facts: dict, count: int)
 
 # ---------------------------------------------------------------- the two ways of finding classes
 def search(loaded, payers: list[str], service: str | None = None, indication: str | None = None,
-           examples: int = 500, seed: int = 0, progress=None, lines: str | None = None) -> Result:
-    """Generate, decide with the fast backend, group by class, and build each class's witness."""
+           examples: int = 500, seed: int = 0, progress=None, lines: str | None = None,
+           witnesses: bool = True) -> Result:
+    """Generate, decide with the fast backend, group by class, and build each class's witness.
+    With `witnesses=False` only the counts are kept (patients per pair, per indication) and no class
+    is built: a heatmap of where payers disagree needs no witness, and witnesses are most of the
+    search's time (each is sharpened and shrunk by the reference engine)."""
     fixed = {k: v for k, v in (("service", service), ("indications", [indication] if indication else None),
                                ("line_of_business", lines)) if v}
     program = ir.Program(tuple(p for p in loaded.program.policies if p.id in payers))
@@ -354,7 +359,9 @@ def search(loaded, payers: list[str], service: str | None = None, indication: st
             result.by_indication[(pat.a, pat.b, "+".join(patient.facts["indications"]))] += 1
             if pat not in smallest or len(patient.facts) < len(smallest[pat].facts):
                 smallest[pat] = patient
-    result.classes = _ordered(_witnesses(loaded, {p: (smallest[p].facts, counts[p]) for p in counts}, "search", progress))
+    if witnesses:
+        result.classes = _ordered(_witnesses(loaded, {p: (smallest[p].facts, counts[p]) for p in counts}, "search",
+                                             progress))
     return result
 
 
