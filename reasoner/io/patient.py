@@ -36,6 +36,7 @@ from reasoner.paths import policies_dir
 RESERVED = {"id": "a short name for the patient", "description": "free text about the scenario"}
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 20
+MAX_ITEMS = 10_000  # items in one list: a member's diagnoses, drugs or visits are far fewer
 MAX_PROBLEMS = 20
 REQUEST = tuple(REQUEST_KINDS)
 
@@ -185,18 +186,25 @@ def _reader() -> YAML:
 
 def _yaml_events_problem(text: str, where: str) -> Problem | None:
     """What makes a YAML text unsafe or ambiguous to read, found from its events (no document is
-    built): an alias, nesting deeper than MAX_DEPTH, or a number not in plain decimal."""
-    depth = 0
+    built): an alias, nesting deeper than MAX_DEPTH, a list longer than MAX_ITEMS, or a number not
+    in plain decimal."""
+    depth, lists = 0, []  # lists: item counts of the open sequences (None for an open mapping)
     for event in _reader().parse(text):
         line = f"{where}:{event.start_mark.line + 1}:{event.start_mark.column + 1}"
         if isinstance(event, AliasEvent):
             return Problem(line, "aliases (*name) are not allowed in patient files; write the value out.")
+        if lists and lists[-1] is not None and isinstance(event, (ScalarEvent, MappingStartEvent, SequenceStartEvent)):
+            lists[-1] += 1
+            if lists[-1] > MAX_ITEMS:
+                return Problem(line, f"a list of more than {MAX_ITEMS:,} items; no fact of one member needs as many.")
         if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
             depth += 1
+            lists.append(0 if isinstance(event, SequenceStartEvent) else None)
             if depth > MAX_DEPTH:
                 return Problem(line, f"the document is nested more than {MAX_DEPTH} levels deep.")
         elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
             depth -= 1
+            lists.pop()
         elif isinstance(event, ScalarEvent) and not event.style and _DATE.match(event.value or ""):
             try:
                 dt.date.fromisoformat(event.value)
