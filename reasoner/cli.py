@@ -6,6 +6,7 @@ Bad input never prints a traceback.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -620,7 +621,7 @@ def policies_cmd(policies: Optional[Path] = PoliciesOpt, as_json: bool = JsonOpt
              "effective": {"from": p.effective[0] and p.effective[0].isoformat(),
                            "to": p.effective[1] and p.effective[1].isoformat()},
              "lines": list(p.lines), "source": p.source, "extends": p.extends,
-             "changes": p.changes.as_dict() if p.changes else None,
+             "changes": dataclasses.asdict(p.changes) if p.changes else None,
              "rules": [{"name": r.name, "label": r.label, "decision": r.outcome.kind, "subkind": r.outcome.subkind,
                         "citation": str(r.cite)} for r in p.rules]}
             for p in loaded.program.policies]}, indent=2))

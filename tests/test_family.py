@@ -130,3 +130,13 @@ def test_policies_and_lint_show_the_family():
     assert linted.exit_code == 0 and "note: policy 'bcbsal' extends cam70141: 8 rule(s) inherited; added: " \
         "head_pain_referred, cancer_treatment_standard_of_care." in linted.output
     assert "0 warning(s)" in linted.output
+
+
+def test_a_broken_parent_linted_after_its_child_still_shows_its_own_errors(folder):
+    """The parent is read once for its child; its syntax error must still be reported for itself."""
+    (folder / "cam70141.policy").write_text("policy cam70141 {\n")
+    (folder / "child.policy").write_text(HEADER + _inherit(KEEP))
+    _, _, problems = lint([folder / "child.policy", folder / "cam70141.policy"], folder / "vocabulary.vocab")
+    where = {p.where.split(":")[0].rsplit("/", 1)[-1] for p in problems if p.severity == "error"}
+    assert where == {"child.policy", "cam70141.policy"}
+    assert any("syntax error" in p.message for p in problems)

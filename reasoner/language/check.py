@@ -77,7 +77,6 @@ class _Checker:
     codesets: dict[str, s.CodeSet] = field(default_factory=dict)
     resolving: list[str] = field(default_factory=list)
     body: str | None = None  # an inherited rule or criterion: the parent document its own cites name
-    changes: object = None  # a child policy: what it changes of its parent's (family.Changes)
 
     def error(self, span, message: str) -> None:
         self.problems.append(Problem(str(span), message))
@@ -601,7 +600,7 @@ class _Checker:
         assumed = "lines" in fields and fields["lines"].assumed
         return ir.Policy(self.tree.header.policy_id, get("payer"), get("document"), get("document", 1),
                          get("version"), lines, outside + tuple(rules), self.tree.span.file, assumed, period,
-                         self.tree.header.extends, self.changes)
+                         self.tree.header.extends)
 
 
 def _scope(rule: ir.Rule) -> tuple:
@@ -644,9 +643,9 @@ def _rename(expr: s.Expr, names: dict[str, str]) -> s.Expr | None:
     return None
 
 
-def check_policy(tree: s.PolicyFile, vocab: Vocabulary, changes=None) -> tuple[ir.Policy, list[Problem]]:
-    """Resolve and check one parsed policy (a child already made flat by family.extend, with what
-    it changed); the IR is only usable when no problem is an error."""
-    checker = _Checker(tree, vocab, changes=changes)
+def check_policy(tree: s.PolicyFile, vocab: Vocabulary) -> tuple[ir.Policy, list[Problem]]:
+    """Resolve and check one parsed policy (a child already made flat by family.extend); the IR is
+    only usable when no problem is an error."""
+    checker = _Checker(tree, vocab)
     policy = checker.run()
     return policy, checker.problems

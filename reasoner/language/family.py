@@ -33,11 +33,6 @@ class Changes:
     criteria_replaced: tuple[str, ...] = ()
     criteria_added: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict:
-        return {"parent": self.parent, "inherited": list(self.inherited), "replaced": list(self.replaced),
-                "added": list(self.added), "removed": list(self.removed),
-                "criteria_replaced": list(self.criteria_replaced), "criteria_added": list(self.criteria_added)}
-
     def summary(self) -> str:
         parts = [f"{len(self.inherited)} rule(s) inherited"]
         for word, names in (("replaced", self.replaced), ("added", self.added), ("removed", self.removed),

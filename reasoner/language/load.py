@@ -4,7 +4,7 @@ All or nothing: if any file has an error, nothing is returned and every problem 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reasoner.language import ir
@@ -53,7 +53,8 @@ def lint(files: list[Path], vocab_path: Path) -> tuple[Vocabulary | None, list[i
         if tree is None:
             continue
         flat, changes = family.flatten(tree, Path(path), problems)
-        policy, found = check_policy(flat, vocab, changes)
+        policy, found = check_policy(flat, vocab)
+        policy = replace(policy, changes=changes)
         problems += found
         pid = tree.header.policy_id
         if pid in seen:
@@ -68,57 +69,65 @@ def lint(files: list[Path], vocab_path: Path) -> tuple[Vocabulary | None, list[i
 
 
 class _Family:
-    """Parsed policy files by path, and the flat form of each child (its parents first)."""
+    """Parsed policy files by path, and the flat form of each child (its parents first). Each is
+    worked out once, with the problems found on the way, and those problems are reported to
+    every caller: a parent read first for its child still has its own errors shown when it is
+    linted itself."""
 
     def __init__(self) -> None:
-        self.trees: dict[Path, s.PolicyFile | None] = {}
-        self.flat: dict[Path, tuple[s.PolicyFile, Changes | None]] = {}
+        self.trees: dict[Path, tuple[s.PolicyFile | None, list[Problem]]] = {}
+        self.flat: dict[Path, tuple[s.PolicyFile, Changes | None, list[Problem]]] = {}
 
     def parse(self, path: Path, problems: list[Problem]) -> s.PolicyFile | None:
         if path not in self.trees:
+            found: list[Problem] = []
             try:
                 tree = parse_file(path)
             except PolicyError as err:
-                problems += err.problems
+                found += err.problems
                 tree = None
             if tree is not None and not isinstance(tree, s.PolicyFile):
-                problems.append(Problem(f"{path}:1:1", "expected a policy file (starting with 'policy').", "error"))
+                found.append(Problem(f"{path}:1:1", "expected a policy file (starting with 'policy').", "error"))
                 tree = None
-            self.trees[path] = tree
-        return self.trees[path]
+            self.trees[path] = (tree, found)
+        tree, found = self.trees[path]
+        problems += found
+        return tree
 
     def flatten(self, tree: s.PolicyFile, path: Path, problems: list[Problem],
                 chain: tuple[str, ...] = ()) -> tuple[s.PolicyFile, Changes | None]:
-        if path in self.flat:
-            return self.flat[path]
+        if path not in self.flat:
+            self.flat[path] = self._flatten(tree, path, chain)
+        flat, changes, found = self.flat[path]
+        problems += found
+        return flat, changes
+
+    def _flatten(self, tree: s.PolicyFile, path: Path, chain: tuple[str, ...]):
         parent_id = tree.header.extends
+        problems: list[Problem] = []
         if parent_id is None:
             for item in tree.inherits + tree.removes:
                 problems.append(Problem(str(item.span), f"'{'inherit' if isinstance(item, s.Inherit) else 'remove'} "
                                                         f"{item.name}' is only for a policy that extends another "
                                                         f"(policy {tree.header.policy_id} extends PARENT {{ ... }})."))
-            result = (tree, None)
-        else:
-            result = (tree, None)
-            parent_path = path.parent / f"{parent_id}.policy"
-            if parent_id in chain + (tree.header.policy_id,):
-                problems.append(Problem(str(tree.header.span), f"policies extend each other in a cycle "
-                                                               f"({' -> '.join(chain + (tree.header.policy_id, parent_id))})."))
-            elif not parent_path.is_file():
-                problems.append(Problem(str(tree.header.span), f"policy '{tree.header.policy_id}' extends '{parent_id}', "
-                                                               f"but there is no {parent_path.name} beside it."))
-            else:
-                parent = self.parse(parent_path, [])
-                if parent is None:
-                    problems.append(Problem(str(tree.header.span), f"the parent policy {parent_path} has errors; "
-                                                                   "fix it first (reasoner lint shows them)."))
-                else:
-                    flat_parent, _ = self.flatten(parent, parent_path, [], chain + (tree.header.policy_id,))
-                    flat, changes, found = extend(tree, flat_parent)
-                    problems += found
-                    result = (flat, changes)
-        self.flat[path] = result
-        return result
+            return tree, None, problems
+        parent_path = path.parent / f"{parent_id}.policy"
+        if parent_id in chain + (tree.header.policy_id,):
+            problems.append(Problem(str(tree.header.span), f"policies extend each other in a cycle "
+                                                           f"({' -> '.join(chain + (tree.header.policy_id, parent_id))})."))
+            return tree, None, problems
+        if not parent_path.is_file():
+            problems.append(Problem(str(tree.header.span), f"policy '{tree.header.policy_id}' extends '{parent_id}', "
+                                                           f"but there is no {parent_path.name} beside it."))
+            return tree, None, problems
+        parent = self.parse(parent_path, [])
+        if parent is None:
+            problems.append(Problem(str(tree.header.span), f"the parent policy {parent_path} has errors; "
+                                                           "fix it first (reasoner lint shows them)."))
+            return tree, None, problems
+        flat_parent, _ = self.flatten(parent, parent_path, [], chain + (tree.header.policy_id,))
+        flat, changes, found = extend(tree, flat_parent)
+        return flat, changes, problems + found
 
 
 def load(folder: Path | None = None, files: list[Path] | None = None) -> Loaded:
