@@ -190,7 +190,8 @@ def why(
     loaded = _load(policies, as_json)
     pid = _one_payer(loaded, payer, as_json)
     p = _patient(loaded, patient, service, as_json, also, as_of)
-    result = explain.why(Reasoner(loaded), p, pid)
+    reasoner = Reasoner(loaded)
+    result = explain.why(reasoner, p, reasoner.version(pid, p))
     if as_json:
         print(json.dumps(explain.why_json(result), indent=2))
     else:
@@ -220,6 +221,7 @@ def why_not(
                                      f"Known: {', '.join(DECISIONS)}.")], as_json, EXIT_USAGE)
     p = _patient(loaded, patient, service, as_json, also, as_of)
     reasoner = Reasoner(loaded)
+    pid = reasoner.version(pid, p)
     result = explain.why_not(reasoner, p, pid, decision)
     fixes = find_repairs(reasoner, p, pid, decision, limit=repairs) if repairs and result.paths else ([] if repairs else None)
     if as_json:
@@ -280,7 +282,7 @@ def batch(
         _fail(usage, as_json, EXIT_USAGE)
     program = loaded.program
     if chosen:
-        program = type(program)(tuple(p for p in program.policies if p.id in chosen))
+        program = program.only(chosen)
     err = render.console(stderr=True)
     try:
         pipeline = b.Pipeline(program, loaded, fmt, engine)
@@ -450,7 +452,7 @@ def matrix_cmd(
     _check_request(loaded, service, indication, as_json)
     program = loaded.program
     if chosen:
-        program = type(program)(tuple(p for p in program.policies if p.id in chosen))
+        program = program.only(chosen)
     columns = matrix(program, service, indication)
     if as_json:
         print(json.dumps(matrix_json(columns, service, indication), indent=2))
@@ -532,16 +534,21 @@ def diff_cmd(
     save_witnesses: Optional[Path] = typer.Option(None, "--save-witnesses", readable=False, metavar="DIR",
                                                   help="Write each class's witness as a patient file into DIR."),
     show: int = typer.Option(25, "--show", min=0, metavar="N", help="Classes to print in the terminal (the report has all)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE", help="Compare the versions in force on DATE "
+                                        "(YYYY-MM-DD; default: each payer's current version). A payer named ID@DATE "
+                                        "is read at its own date, e.g. --payers cam70141@2017-06-01,cam70141."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Find patients on whom payers decide differently, grouped into classes by the rules and
-    criteria responsible on each side, each with a minimal witness patient and citations."""
+    criteria responsible on each side, each with a minimal witness patient and citations.
+    Policies are compared on what they say, not on when they apply: each side is one version
+    (the current one, or the one in force at a date), read for requests dated in its period."""
     from reasoner.search import diff
 
     loaded = _load(policies, as_json)
     wanted = list(dict.fromkeys(name for value in payers or [] for name in value.split(",") if name))
-    chosen = _payers(loaded, wanted, as_json, "--payers") or [p.id for p in loaded.program.policies]
+    chosen = _sides(loaded, wanted or [p.id for p in loaded.program.current], as_of, as_json)
     _check_request(loaded, service, indication, as_json)
     known_lines = loaded.vocab.values_of("line_of_business")
     if lines is not None and lines not in known_lines:
@@ -578,6 +585,29 @@ def diff_cmd(
         out = render.console()
         for part in render.diff_summary(result, themes, limit=show):
             out.print(part)
+
+
+def _sides(loaded: Loaded, names: list[str], as_of: Optional[str], as_json: bool) -> list[str]:
+    """The policy versions a diff compares (see diff.resolve); unknown or undated names, and two
+    names for one version, are usage errors. A name read as another version is said on stderr."""
+    import datetime as dt
+
+    from reasoner.search.diff import resolve
+
+    _check_as_of(as_of, as_json)
+    day = dt.date.fromisoformat(as_of) if as_of else None
+    resolved = [(name, *resolve(loaded.program, name, day)) for name in names]
+    problems = [Problem("--payers" if "@" in name or error.startswith("unknown") else "--as-of", error)
+                for name, _, error in resolved if error]
+    ids = [pid for _, pid, error in resolved if not error]
+    twice = sorted({pid for pid in ids if ids.count(pid) > 1})
+    problems += [Problem("--payers", f"two names given read the same version, '{pid}'.") for pid in twice]
+    if problems:
+        _fail(problems, as_json, EXIT_USAGE)
+    for name, pid, _ in resolved:
+        if pid != name.partition("@")[0] and not as_json:
+            render.console(stderr=True).print(f"{name}: compared as {pid} ({render.in_force(loaded.program.policy(pid).effective).lstrip('; ')})")
+    return ids
 
 
 def _emit_document(document: dict, out: Optional[Path], as_json: bool, what: str) -> None:
@@ -621,6 +651,8 @@ def policies_cmd(policies: Optional[Path] = PoliciesOpt, as_json: bool = JsonOpt
              "effective": {"from": p.effective[0] and p.effective[0].isoformat(),
                            "to": p.effective[1] and p.effective[1].isoformat()},
              "lines": list(p.lines), "source": p.source, "extends": p.extends,
+             "current": loaded.program.is_current(p.id), "superseded_by": p.superseded_by,
+             "versions": [v.id for v in loaded.program.versions(p.id)],
              "changes": dataclasses.asdict(p.changes) if p.changes else None,
              "rules": [{"name": r.name, "label": r.label, "decision": r.outcome.kind, "subkind": r.outcome.subkind,
                         "citation": str(r.cite)} for r in p.rules]}

@@ -32,7 +32,7 @@ def test_jsonl_decisions_match_check(tmp_path, reasoner, loaded):
     result = CliRunner().invoke(app, ["batch", str(_jsonl(tmp_path, ROWS)), "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
-    payers = [p.id for p in loaded.program.policies]
+    payers = [p.id for p in loaded.program.current]
     assert [(o["row"], o["id"], o["payer"]) for o in out] == [(r, i, p) for r, i in ((1, "a"), (2, "b"), (3, "c"))
                                                               for p in payers]
     for k, row in enumerate(ROWS):
@@ -99,7 +99,7 @@ def test_parquet_input(tmp_path):
     pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "medications"} for r in ROWS]), path)
     result = CliRunner().invoke(app, ["batch", str(path), "--format", "csv", "--out", str(tmp_path / "o.csv")])
     assert result.exit_code == 0, result.output
-    payers = len(load(ROOT / "policies").program.policies)
+    payers = len(load(ROOT / "policies").program.current)
     assert (tmp_path / "o.csv").read_text().count("\n") == 1 + 3 * payers  # header, then 3 patients x the payers
 
 

@@ -25,7 +25,7 @@ from conftest import ROOT
 LOADED = load(ROOT / "policies")
 PAIR = ["cam70141", "cmm210"]
 ENCODING = Encoding(LOADED.program, LOADED.vocab)
-ALL = [p.id for p in LOADED.program.policies]
+ALL = [p.id for p in LOADED.program.current]
 
 
 def _solver_rule(encoding: Encoding, policy, facts) -> str | None:
@@ -40,7 +40,7 @@ def _solver_rule(encoding: Encoding, policy, facts) -> str | None:
 @settings(max_examples=150, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 @given(patients(LOADED) | near_coverage(LOADED, ALL))
 def test_solver_encoding_decides_like_the_engine(reasoner, patient):
-    evaluation = reasoner.engine.evaluate(patient.facts, ALL, detail=False)
+    evaluation = reasoner.engine.evaluate(patient.facts, None, detail=False)
     for policy in LOADED.program.policies:
         assert _solver_rule(ENCODING, policy, patient.facts) == evaluation.decided[policy.id], policy.id
 

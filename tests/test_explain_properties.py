@@ -26,7 +26,7 @@ from reasoner.search.strategies import patients
 from conftest import ROOT
 
 LOADED = load(ROOT / "policies")
-PAYERS = [p.id for p in LOADED.program.policies]
+PAYERS = [p.id for p in LOADED.program.current]
 EXAMPLES = settings(max_examples=500, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

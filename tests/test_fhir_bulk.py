@@ -18,7 +18,7 @@ from conftest import ROOT
 
 LOADED = load(ROOT / "policies")
 MAPPING = load_mapping(ROOT / "policies", LOADED.vocab)
-PAYERS = [p.id for p in LOADED.program.policies]
+PAYERS = [p.id for p in LOADED.program.current]
 
 
 def _population(tmp_path, count: int, seed: int):

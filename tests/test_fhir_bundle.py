@@ -23,7 +23,7 @@ from conftest import ROOT
 
 LOADED = load(ROOT / "policies")
 MAPPING = load_mapping(ROOT / "policies", LOADED.vocab)
-PAYERS = [p.id for p in LOADED.program.policies]
+PAYERS = [p.id for p in LOADED.program.current]
 CHART = ROOT / "examples/fhir/chart_nonmalignant_implant.json"
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.suffix in (".yaml", ".json"))
 

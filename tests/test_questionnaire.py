@@ -18,7 +18,7 @@ from reasoner.search import diff
 from conftest import ROOT
 
 LOADED = load(ROOT / "policies")
-PAYERS = [p.id for p in LOADED.program.policies]
+PAYERS = [p.id for p in LOADED.program.current]
 REQUESTS = [("implant", "nonmalignant_pain"), ("trial", "spasticity"), ("implant", "cancer_pain"),
             ("refill", None), ("replacement", "spasticity")]
 

@@ -112,7 +112,7 @@ def test_batch_engine_spark_writes_what_duckdb_writes(tmp_path):
         assert result.exit_code == 0, result.output
         outputs[engine] = (tmp_path / f"{engine}.csv").read_text()
     assert outputs["spark"] == outputs["duckdb"]
-    assert outputs["spark"].count("\n") == 1 + (len(rows) - 1) * len(LOADED.program.policies)
+    assert outputs["spark"].count("\n") == 1 + (len(rows) - 1) * len(LOADED.program.current)
 
 
 def test_engine_spark_without_pyspark_is_a_clear_usage_error(tmp_path, monkeypatch):

@@ -84,7 +84,10 @@ def test_policies_lists_each_version_period():
     data = json.loads(CliRunner().invoke(app, ["policies", "--json"]).output)
     periods = {p["id"]: p["effective"]["from"] for p in data["policies"]}
     assert periods == {"cam70141": "2018-01-30", "cmm210": "2019-08-01", "geisinger": "2017-02-01",
-                       "qualchoice": "2019-04-01", "uhc": None, "bcbsal": None}
+                       "qualchoice": "2019-04-01", "uhc": None, "bcbsal": None, "cam70141_pre2018": "2015-01-29"}
+    earlier = next(p for p in data["policies"] if p["id"] == "cam70141_pre2018")
+    assert (earlier["effective"]["to"], earlier["current"], earlier["superseded_by"], earlier["versions"]) == (
+        "2018-01-29", False, "cam70141", ["cam70141_pre2018", "cam70141"])
 
 
 @pytest.mark.parametrize("text", ["86400", "0", "2019-4-1", "20190401"])
@@ -98,3 +101,145 @@ def test_a_request_date_is_written_as_a_date_never_as_a_timestamp(loaded, text):
     with pytest.raises(PatientError) as err:
         validate(facts, loaded.vocab)
     assert "expected a date written YYYY-MM-DD" in str(err.value.problems[0])
+
+
+# ---------------------------------------------------------------- several versions of one document
+CHEMO = {"id": "liver", "service": "implant", "indications": ["chemotherapy"], "line_of_business": "commercial",
+         "chemo_site": "primary_liver", "planned_drugs": ["floxuridine"], "planned_route": "intra_arterial"}
+DAYS = ["2014-06-01", "2015-01-29", "2017-06-01", "2018-01-29", "2018-01-30", "2024-06-01", None]
+
+
+def _dated(day):
+    return {**CHEMO, **({"request_date": day} if day else {})}
+
+
+def test_the_program_knows_each_version_and_which_is_current(loaded):
+    program = loaded.program
+    assert [p.id for p in program.versions("cam70141")] == ["cam70141_pre2018", "cam70141"]
+    assert "cam70141_pre2018" not in [p.id for p in program.current]
+    assert [p.id for p in program.versions("uhc")] == ["uhc"]
+    assert [p.id for p in program.only(["cam70141"]).policies] == ["cam70141", "cam70141_pre2018"]
+
+
+@pytest.mark.parametrize("day, version, decision", [
+    ("2014-06-01", "cam70141_pre2018", "not_addressed"),  # before every recorded version: it says so
+    ("2015-01-29", "cam70141_pre2018", "covered"),
+    ("2018-01-29", "cam70141_pre2018", "covered"),
+    ("2018-01-30", "cam70141", "not_addressed"),
+    (None, "cam70141", "not_addressed"),
+])
+def test_check_decides_by_the_version_in_force_at_the_request_date(tmp_path, day, version, decision):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(_dated(day)))
+    out = CliRunner().invoke(app, ["check", str(path), "--payer", "cam70141", "--json"])
+    assert out.exit_code == 0, out.output
+    (d,) = json.loads(out.stdout)["decisions"]
+    assert (d["policy"], d["decision"]) == (version, decision)
+
+
+def test_as_of_selects_the_version_of_an_undated_request(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(_dated(None)))
+    out = CliRunner().invoke(app, ["why", str(path), "--payer", "cam70141", "--as-of", "2017-06-01", "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert (doc["decision"]["policy"], doc["decision"]["rule"]) == ("cam70141_pre2018", "hepatic_artery_therapy")
+    text = CliRunner().invoke(app, ["why-not", str(path), "--payer", "cam70141", "--as-of", "2019-06-01"])
+    assert text.exit_code == 0 and "cam70141" in text.output and "hepatic_artery_therapy" not in text.output
+
+
+def test_batch_picks_each_rows_version_as_check_does(tmp_path, reasoner, loaded):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({**_dated(day), "id": f"d{i}"}) + "\n" for i, day in enumerate(DAYS)))
+    out = CliRunner().invoke(app, ["batch", str(rows), "--payer", "cam70141", "--out", str(tmp_path / "o.jsonl")])
+    assert out.exit_code == 0, out.output
+    got = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    want = [reasoner.decide(validate(_dated(day), loaded.vocab), ["cam70141"])[0] for day in DAYS]
+    assert [(g["payer"], g["decision"], g["rule"]) for g in got] == [(w.policy, w.kind, w.rule) for w in want]
+    assert {g["payer"] for g in got} == {"cam70141", "cam70141_pre2018"}
+
+
+@pytest.fixture
+def versions(tmp_path):
+    import shutil
+
+    for name in ("vocabulary.vocab", "drugs.vocab", "cam70141.policy", "cam70141_pre2018.policy"):
+        shutil.copy(ROOT / "policies" / name, tmp_path / name)
+    return tmp_path
+
+
+def _errors(folder) -> list[str]:
+    from reasoner.language.load import lint, policy_files
+
+    _, _, problems = lint(policy_files(folder), folder / "vocabulary.vocab")
+    return [p.message for p in problems if p.severity == "error"]
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("superseded by cam70141", "superseded by cam7014", "'cam70141_pre2018' is superseded by 'cam7014', which is not loaded."),
+    ('document "CAM 70141"', 'document "CAM 70142"', "versions are of one payer's document"),
+    ("2015-01-29 .. 2018-01-29", "2015-01-29 .. 2018-01-30", "overlap; end 'cam70141_pre2018' the day before"),
+    ("effective 2015-01-29 .. 2018-01-29", "effective 2019-01-29 .. 2020-01-29", "overlap"),
+    ("superseded by cam70141", "superseded by cam70141_pre2018", "comes back to it"),
+])
+def test_a_wrong_version_header_is_an_error(versions, old, new, message):
+    path = versions / "cam70141_pre2018.policy"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    assert any(message in e for e in _errors(versions)), _errors(versions)
+
+
+def test_every_version_needs_a_period(versions):
+    path = versions / "cam70141.policy"
+    path.write_text("\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("effective")))
+    assert any("'cam70141' needs an 'effective' period" in e for e in _errors(versions))
+
+
+def test_policies_shows_an_earlier_version():
+    out = CliRunner().invoke(app, ["--width", "400", "policies"])
+    assert out.exit_code == 0 and "earlier version of" in out.output
+    assert "2015-01-29 to" in out.output
+
+
+# ---------------------------------------------------------------- diff across versions
+def test_diff_names_a_version_by_date():
+    from reasoner.search.diff import resolve
+
+    program = __import__("reasoner.language.load", fromlist=["load"]).load().program
+    assert resolve(program, "cam70141@2017-06-01") == ("cam70141_pre2018", None)
+    assert resolve(program, "CAM70141@2019-06-01") == ("cam70141", None)
+    assert resolve(program, "cam70141", dt.date(2016, 1, 1)) == ("cam70141_pre2018", None)
+    assert resolve(program, "cam70141_pre2018") == ("cam70141_pre2018", None)
+    pid, problem = resolve(program, "qualchoice@2018-06-01")
+    assert pid is None and "no version of BI320:00 is in force on 2018-06-01" in problem
+    assert "not a date" in resolve(program, "cam70141@June")[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--payers", "cam70141@2019-01-01,cam70141"], "two names given read the same version, 'cam70141'"),
+    (["--payers", "qualchoice,cam70141", "--as-of", "2018-06-01"], "no version of BI320:00 is in force"),
+    (["--payers", "cam70141@2017-13-01,uhc"], "is not a date"),
+])
+def test_diff_refuses_a_version_it_cannot_read(args, message):
+    out = CliRunner().invoke(app, ["diff", *args, "--examples", "5"])
+    assert out.exit_code == EXIT_USAGE and message in out.output, out.output
+
+
+def test_versions_differ_exactly_where_the_history_says(loaded):
+    """CAM 70141 before and after 2018-01-30: the exhaustive check proves every difference is one
+    the History records (the two chemotherapy statements, the wider investigational statement)."""
+    from reasoner.search import diff
+
+    proven = diff.exhaustive(loaded, ["cam70141_pre2018", "cam70141"])
+    assert proven and {p.rule_a for p in proven} == {"ovarian_cancer_intraperitoneal", "hepatic_artery_therapy", "other_uses"}
+    assert all(p.rule_b in (None, "other_uses") for p in proven)
+
+
+def test_the_mp442_edition_differs_from_cam70141_only_where_its_text_does(loaded):
+    """Done when of the families issue: no period classes (a diff compares texts), only head pain
+    [A-3] and cancer treatment [A-5]."""
+    from reasoner.search import diff
+
+    proven = diff.exhaustive(loaded, ["cam70141", "bcbsal"])
+    assert {p.rule_b for p in proven} == {"head_pain_referred", "cancer_treatment_standard_of_care"}

@@ -146,7 +146,7 @@ def test_fill_a_member_see_every_payers_decision_why_not_and_apply_a_repair(serv
     for name, values in raw.items():
         if name not in ("id", "description"):
             fill(page, vocab, name, values)
-    expect(page.locator("#decisions tbody tr")).to_have_count(len(loaded.program.policies))
+    expect(page.locator("#decisions tbody tr")).to_have_count(len(loaded.program.current))
     for payer, kind in expected.items():
         expect(page.locator(f"#decisions tr[data-payer='{payer}']")).to_have_attribute("data-decision", kind)
     assert decisions_shown(page) == expected
@@ -187,7 +187,7 @@ def test_open_a_patient_file_and_save_it_back(server, page, loaded, reasoner, tm
     example = load_patient(EXAMPLE, loaded.vocab)
     page.goto(f"{server}/member")
     page.set_input_files("#open-file", str(EXAMPLE))
-    expect(page.locator("#decisions tbody tr")).to_have_count(len(loaded.program.policies))
+    expect(page.locator("#decisions tbody tr")).to_have_count(len(loaded.program.current))
     assert decisions_shown(page) == {d.policy: d.kind for d in reasoner.decide(example)}
     assert page.input_value(f"#{dom_id('pain_trial_relief')}") == "50"
     with page.expect_download() as download:

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             print(f"--payer: unknown payer(s) {', '.join(unknown)}", file=sys.stderr)
             return 2
-        program = type(program)(tuple(p for p in program.policies if p.id in args.payer))
+        program = program.only(args.payer)
     if args.schema:
         from reasoner.engines.sql import layout
         from reasoner.engines.duck import ARROW

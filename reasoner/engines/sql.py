@@ -200,10 +200,28 @@ def _policy_columns(c: _Compiler, policy: ir.Policy) -> list[str]:
             f"CASE WHEN (CASE {kinds} END) = 'covered' THEN '' ELSE {joined} END AS {policy.id}__failing"]
 
 
+def _version_column(program: ir.Program, table: Layout, current: ir.Policy) -> str:
+    """<id>__version: which version of a current policy decides the row, by its request date
+    (`ir.Program.selection`, the same clauses the reference backend follows)."""
+    day = table.column("request_date")
+    cases = []
+    for lo, hi, pid in program.selection(current.id):
+        bounds = ([f"{day} >= {float(lo.toordinal())}"] if lo else []) + ([f"{day} <= {float(hi.toordinal())}"] if hi else [])
+        cases.append(f"WHEN {chain('AND', bounds) if bounds else 'TRUE'} THEN {literal(pid)}")
+    return f"CASE WHEN {day} IS NULL THEN {literal(current.id)} {' '.join(cases)} END AS {current.id}__version"
+
+
+def versioned(program: ir.Program) -> list[ir.Policy]:
+    """The current policies that have earlier versions (each gets a <id>__version column)."""
+    return [p for p in program.current if len(program.versions(p.id)) > 1]
+
+
 def compile_query(program: ir.Program, vocab: Vocabulary, table: Layout, source: str = "patients",
                   keep: tuple[str, ...] = ()) -> str:
     """SELECT pid, the `keep` columns of `source` (e.g. the row's id) and, per policy, <id>__rule,
-    <id>__decision, <id>__failing from `source`."""
+    <id>__decision, <id>__failing from `source`; per current policy with earlier versions, the
+    version that decides the row (<id>__version)."""
     c = _Compiler(program, vocab, table)
     outputs = ["pid", *keep] + [col for p in program.policies for col in _policy_columns(c, p)]
+    outputs += [_version_column(program, table, p) for p in versioned(program)]
     return "WITH " + ",\n".join(c.layers(source)) + f"\nSELECT {', '.join(outputs)} FROM layer{max(c.depth.values())}"

@@ -394,6 +394,16 @@ def _node_info(program: ir.Program) -> pa.Table:
                      "label": [v[1] for v in nodes.values()]})
 
 
+def _by_version(program: ir.Program, policy: ir.Policy, what: str) -> str:
+    """A current policy's `what` column (payer: the deciding version's id) from the version that
+    decides the row, for a policy with earlier versions; otherwise its own column."""
+    versions = program.versions(policy.id)
+    if len(versions) == 1:
+        return literal(policy.id) if what == "payer" else f"{policy.id}__{what}"
+    pick = {v.id: (literal(v.id) if what == "payer" else f"{v.id}__{what}") for v in versions}
+    return f"CASE {policy.id}__version " + " ".join(f"WHEN {literal(k)} THEN {e}" for k, e in pick.items()) + " END"
+
+
 STAGED = "SELECT line AS pid, * EXCLUDE (line, ok) FROM staged_all WHERE ok"
 
 
@@ -401,9 +411,9 @@ def _output_query(program: ir.Program, csv_cells: bool, decide: str | None) -> s
     """One row per patient and payer, in input order then payer order; for CSV, lists joined with
     '; ' and every text cell that a spreadsheet would run as a formula prefixed with a quote.
     With `decide` None the decisions come from a registered table `decided` (Spark's answer)."""
-    parts = [f"SELECT pid, id, {literal(p.id)} AS payer, {k} AS k, {p.id}__rule AS rule, "
-             f"{p.id}__decision AS decision, {p.id}__failing AS failing FROM decided"
-             for k, p in enumerate(program.policies)]
+    parts = [f"SELECT pid, id, {_by_version(program, p, 'payer')} AS payer, {k} AS k, {_by_version(program, p, 'rule')} AS rule, "
+             f"{_by_version(program, p, 'decision')} AS decision, {_by_version(program, p, 'failing')} AS failing FROM decided"
+             for k, p in enumerate(program.current)]
     failing = "CASE WHEN failing = '' OR failing IS NULL THEN []::VARCHAR[] ELSE string_split(failing, ';') END"
     names = f"list_transform({failing}, lambda x: map_extract_value(m.names, x))"
     labels = f"list_transform({failing}, lambda x: map_extract_value(m.labels, x))"

@@ -600,7 +600,7 @@ class _Checker:
         assumed = "lines" in fields and fields["lines"].assumed
         return ir.Policy(self.tree.header.policy_id, get("payer"), get("document"), get("document", 1),
                          get("version"), lines, outside + tuple(rules), self.tree.span.file, assumed, period,
-                         self.tree.header.extends)
+                         self.tree.header.extends, superseded_by=get("superseded_by") if "superseded_by" in fields else None)
 
 
 def _scope(rule: ir.Rule) -> tuple:

@@ -7,6 +7,7 @@ a criterion used twice is the same `Node` (same id), so it is evaluated and expl
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Union
@@ -149,14 +150,75 @@ class Policy:
     effective: tuple = (None, None)  # (first day, last day) of the version's period; None: open
     extends: str | None = None  # the parent policy of a local edition (its rules are already flat here)
     changes: object = None  # what the edition changes of its parent's (language.family.Changes)
+    superseded_by: str | None = None  # the later version of the same document (this one is earlier)
 
 
 @dataclass(frozen=True)
 class Program:
+    """The loaded policies. An earlier version of a document names the policy that superseded it
+    (`superseded by`); the versions live side by side, the latest is the payer's current policy,
+    and a request is decided by the version in force at its date (`in_force`)."""
+
     policies: tuple[Policy, ...]
 
     def policy(self, policy_id: str) -> Policy:
         return next(p for p in self.policies if p.id == policy_id)
+
+    def latest(self, policy_id: str) -> str:
+        """The current version of a policy: its `superseded by` chain followed to the end (a name
+        that is not loaded, or a cycle, ends it; lint reports both)."""
+        ids, seen = {p.id: p for p in self.policies}, {policy_id}
+        while (later := ids[policy_id].superseded_by) in ids and later not in seen:
+            seen.add(later)
+            policy_id = later
+        return policy_id
+
+    def versions(self, policy_id: str) -> tuple[Policy, ...]:
+        """Every version of the policy's document, earliest period first (itself alone when it has none)."""
+        head = self.latest(policy_id)
+        return tuple(sorted((p for p in self.policies if self.latest(p.id) == head), key=_start))
+
+    @property
+    def current(self) -> tuple[Policy, ...]:
+        """One policy per document: its latest version (the payers a table shows by default)."""
+        return tuple(p for p in self.policies if self.is_current(p.id))
+
+    def is_current(self, policy_id: str) -> bool:
+        return self.latest(policy_id) == policy_id
+
+    def in_force(self, policy_id: str, day) -> Policy:
+        """The version of a policy that decides a request dated `day` (see `selection`). An earlier
+        version named by its own id is that version whatever the date."""
+        if day is None or not self.is_current(policy_id):
+            return self.policy(policy_id)
+        return self.policy(next(pid for lo, hi, pid in self.selection(policy_id) if _within(day, lo, hi)))
+
+    def selection(self, policy_id: str) -> tuple[tuple, ...]:
+        """How a request's date picks a version of a current policy, as data the SQL backend
+        compiles too: (first day, last day, version) clauses, None open, the first that holds the
+        date wins. The version whose period holds the date; outside every period, the latest
+        version already started (its implicit outside_period rule then says the request is outside
+        it), else the earliest."""
+        versions = self.versions(policy_id)
+        if len(versions) == 1:
+            return ((None, None, policy_id),)
+        dated = [p for p in reversed(versions) if p.effective != (None, None)]
+        return (tuple((p.effective[0], p.effective[1], p.id) for p in dated)
+                + tuple((p.effective[0], None, p.id) for p in dated if p.effective[0] is not None)
+                + ((None, None, versions[0].id),))
+
+    def only(self, policy_ids) -> "Program":
+        """The program cut to these policies, each current one with its earlier versions."""
+        keep = {v.id for pid in policy_ids for v in (self.versions(pid) if self.is_current(pid) else [self.policy(pid)])}
+        return Program(tuple(p for p in self.policies if p.id in keep))
+
+
+def _within(day, lo, hi) -> bool:
+    return (lo is None or lo <= day) and (hi is None or day <= hi)
+
+
+def _start(policy: Policy):
+    return policy.effective[0] or dt.date.min
 
 
 def walk(node: Node):

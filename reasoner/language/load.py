@@ -11,7 +11,7 @@ from reasoner.language import ir
 from reasoner.language import syntax as s
 from reasoner.language.check import check_policy
 from reasoner.language.family import Changes, extend
-from reasoner.errors import PolicyError, Problem
+from reasoner.errors import PolicyError, Problem, did_you_mean
 from reasoner.language.parse import parse_file
 from reasoner.paths import policies_dir
 from reasoner.language.vocab import Vocabulary, load_vocabulary
@@ -47,6 +47,7 @@ def lint(files: list[Path], vocab_path: Path) -> tuple[Vocabulary | None, list[i
     problems: list[Problem] = []
     policies: list[ir.Policy] = []
     seen: dict[str, str] = {}
+    headers: dict[str, str] = {}  # policy id -> where its header is
     family = _Family()
     for path in files:
         tree = family.parse(Path(path), problems)
@@ -65,7 +66,61 @@ def lint(files: list[Path], vocab_path: Path) -> tuple[Vocabulary | None, list[i
         if changes is not None:
             problems.append(Problem(str(tree.header.span), f"policy '{pid}' {changes.summary()}", "note"))
         policies.append(policy)
-    return vocab, policies, problems
+        headers[pid] = str(tree.header.span)
+    return vocab, policies, problems + _versions(policies, headers)
+
+
+def _versions(policies: list[ir.Policy], headers: dict[str, str]) -> list[Problem]:
+    """An earlier version names a loaded policy of the same payer and document as the one that
+    superseded it; every version states an effective period, the periods do not overlap and the
+    current version's comes last: a request's date has to pick exactly one of them."""
+    program, problems = ir.Program(tuple(policies)), []
+    ids = {p.id: p for p in policies}
+    for p in policies:
+        later = ids.get(p.superseded_by)
+        if p.superseded_by is None:
+            continue
+        if later is None:
+            problems.append(Problem(headers[p.id], f"'{p.id}' is superseded by '{p.superseded_by}', which is not loaded."
+                                                   f"{did_you_mean(p.superseded_by, list(ids))}"))
+        elif (later.payer, later.document) != (p.payer, p.document):
+            problems.append(Problem(headers[p.id], f"'{p.id}' ({p.document}) is superseded by '{later.id}' "
+                                                   f"({later.document}): versions are of one payer's document."))
+        elif _returns(ids, p.id):
+            problems.append(Problem(headers[p.id], f"the 'superseded by' chain of '{p.id}' comes back to it."))
+    for current in program.current:
+        versions = program.versions(current.id)
+        if len(versions) == 1:
+            continue
+        names = ", ".join(v.id for v in versions)
+        for v in versions:
+            if v.effective == (None, None):
+                problems.append(Problem(headers[v.id], f"policies {names} are versions of {v.document}; '{v.id}' needs an "
+                                                       "'effective' period so that a request's date selects one of them."))
+        dated = [v for v in versions if v.effective != (None, None)]
+        for a, b in zip(dated, dated[1:]):
+            if a.effective[1] is None or b.effective[0] is None or a.effective[1] >= b.effective[0]:
+                problems.append(Problem(headers[a.id], f"the periods of '{a.id}' and '{b.id}' (versions of {a.document}) "
+                                                       f"overlap; end '{a.id}' the day before '{b.id}' starts."))
+        if dated and dated[-1].id != current.id:
+            problems.append(Problem(headers[current.id], f"'{current.id}' is the current version of {current.document} "
+                                                         f"but '{dated[-1].id}' starts later."))
+        for v in versions:
+            if v.id != current.id:
+                problems.append(Problem(headers[v.id], f"policy '{v.id}' is an earlier version of '{current.id}'; a request "
+                                                       "dated in its period is decided by it.", "note"))
+    return problems
+
+
+def _returns(ids: dict[str, ir.Policy], pid: str) -> bool:
+    """Whether following `superseded by` from `pid` comes back to it."""
+    seen, current = set(), ids[pid].superseded_by
+    while current in ids and current not in seen:
+        if current == pid:
+            return True
+        seen.add(current)
+        current = ids[current].superseded_by
+    return False
 
 
 class _Family:

@@ -187,6 +187,9 @@ class _Build(Transformer):
         cite = next((p for p in parts if isinstance(p, s.Cite)), None)
         return s.HeaderField("effective", dates + (detail,), cite, self._span(meta))
 
+    def superseded_by(self, meta, name):
+        return s.HeaderField("superseded_by", (str(name),), None, self._span(meta))
+
     def line_list(self, meta, names):
         return () if isinstance(names, Token) else names
 

@@ -262,7 +262,7 @@ class Cite:
 
 @dataclass(frozen=True)
 class HeaderField:
-    key: str  # payer, document, version, lines, effective
+    key: str  # payer, document, version, lines, effective, superseded_by
     values: tuple[str, ...]  # for lines: () means every line of business; effective: start[, end], detail
     cite: Cite | None
     span: Span

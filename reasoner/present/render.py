@@ -76,6 +76,8 @@ def policies_table(program: ir.Program) -> Table:
         table.add_column(column, overflow="fold")
     for p in program.policies:
         ident = Text(p.id, style="bold") + (Text(f"\nextends {p.extends}", style="dim") if p.extends else Text(""))
+        if not program.is_current(p.id):
+            ident += Text(f"\nearlier version of {program.latest(p.id)}", style="dim")
         table.add_row(ident, Text(p.payer), Text(f"{p.document} {p.title}"),
                       Text(p.version + in_force(p.effective)),
                       Text(", ".join(p.lines)), Text(_covers(p, "service")), Text(_covers(p, "indications")),

@@ -49,10 +49,20 @@ class Reasoner:
         self.engine = Engine(loaded.program, loaded.vocab)
 
     def policy_ids(self) -> tuple[str, ...]:
-        return tuple(p.id for p in self.loaded.program.policies)
+        """The current policies (one per document; earlier versions are reached by date)."""
+        return tuple(p.id for p in self.loaded.program.current)
 
-    def decide(self, patient: Patient, policies=None) -> list[Decision]:
-        evaluation = self.engine.evaluate(patient.facts, policies)
+    def version(self, policy_id: str, patient: Patient) -> str:
+        """The version of `policy_id` that decides this patient's request (by its request_date)."""
+        return self.loaded.program.in_force(policy_id, patient.facts.get("request_date")).id
+
+    def decide(self, patient: Patient, policies=None, by_date: bool = True) -> list[Decision]:
+        """Each asked policy's decision (default: every current one). With `by_date`, a current
+        policy with earlier versions decides by the version in force at the request's date."""
+        wanted = list(policies) if policies is not None else list(self.policy_ids())
+        if by_date:
+            wanted = list(dict.fromkeys(self.version(pid, patient) for pid in wanted))
+        evaluation = self.engine.evaluate(patient.facts, wanted)
         return [self.decision(self.loaded.program.policy(pid), rule) for pid, rule in evaluation.decided.items()]
 
     @staticmethod

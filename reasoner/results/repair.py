@@ -259,7 +259,7 @@ class _Judge:
             patient = self.changed(changes)
             self.seen[key] = None
             if patient is not None:
-                (decision,) = self.reasoner.decide(patient, [self.policy_id])
+                (decision,) = self.reasoner.decide(patient, [self.policy_id], by_date=False)
                 self.seen[key] = decision.rule if decision.kind == self.wanted else None
         return self.seen[key]
 

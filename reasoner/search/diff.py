@@ -20,12 +20,13 @@ abstraction falls in that class; so the search's classes can be checked for comp
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import itertools
 import threading
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import z3
 from hypothesis import HealthCheck, Phase, given, seed as hseed, settings
@@ -34,7 +35,7 @@ from hypothesis import strategies as st
 from reasoner.language import ir
 from reasoner.results.decide import Reasoner
 from reasoner.engines.duck import FastBackend
-from reasoner.errors import InputError
+from reasoner.errors import InputError, did_you_mean
 from reasoner.results.explain import cite_json, failing_leaves, json_value, reading, step_json, why, why_not
 from reasoner.io.patient import Patient, nested, validate
 from reasoner.results.repair import FIXED, Proposer, with_change
@@ -333,6 +334,51 @@ def witness_class(reasoner: Reasoner, pattern: Pattern, facts: dict, count: int)
     return DisagreementClass(pattern, count, facts, a, b, group=group_of(program, pattern))
 
 
+# ---------------------------------------------------------------- which texts are compared
+PERIOD_RULE = "outside_period"  # the implicit rule of a header's effective period (check.py)
+
+
+def compared(loaded, payers: list[str]):
+    """The program as a diff reads it: each compared policy without its effective-period rule.
+    A diff compares what texts say, not when they apply: a request dated before CAM 70141's
+    2018 revision is decided by the version then in force, not reported as a difference with a
+    plan that states no date. To compare versions, name them (`resolve`); no other rule reads
+    the request date, so dropping this one is the same as dating every request in the period."""
+    policies = tuple(replace(p, rules=tuple(r for r in p.rules if r.name != PERIOD_RULE)) if p.id in payers else p
+                     for p in loaded.program.policies)
+    return replace(loaded, program=ir.Program(policies))
+
+
+def resolve(program: ir.Program, name: str, as_of=None) -> tuple[str | None, str | None]:
+    """The policy a diff side names, and a problem if it names none: `cam70141` (its current
+    version, or the version in force on --as-of), `cam70141@2017-06-01` (the version in force on
+    that day) or a version's own id."""
+    pid, _, day = name.partition("@")
+    when = as_of
+    if day:
+        try:
+            when = dt.date.fromisoformat(day)
+        except ValueError:
+            return None, f"'{name}': '{day}' is not a date written YYYY-MM-DD."
+    known = {p.id.lower(): p.id for p in program.policies}
+    if pid.lower() not in known:
+        return None, f"unknown payer '{pid}'.{did_you_mean(pid.lower(), list(known.values()))}"
+    pid = known[pid.lower()]
+    if when is None:
+        return pid, None
+    version = program.in_force(pid, when)
+    start, end = version.effective
+    if (start and when < start) or (end and when > end):
+        return None, (f"'{name}': no version of {version.document} is in force on {when.isoformat()} "
+                      f"(loaded: {', '.join(_period(v) for v in program.versions(pid))}).")
+    return version.id, None
+
+
+def _period(policy: ir.Policy) -> str:
+    start, end = policy.effective
+    return f"{policy.id} " + (f"from {start.isoformat()}" if start else "undated") + (f" to {end.isoformat()}" if end else "")
+
+
 # ---------------------------------------------------------------- the two ways of finding classes
 def search(loaded, payers: list[str], service: str | None = None, indication: str | None = None,
            examples: int = 500, seed: int = 0, progress=None, lines: str | None = None,
@@ -343,6 +389,7 @@ def search(loaded, payers: list[str], service: str | None = None, indication: st
     search's time (each is sharpened and shrunk by the reference engine)."""
     fixed = {k: v for k, v in (("service", service), ("indications", [indication] if indication else None),
                                ("line_of_business", lines)) if v}
+    loaded = compared(loaded, payers)
     program = ir.Program(tuple(p for p in loaded.program.policies if p.id in payers))
     task = progress.add_task("generating patients", total=examples) if progress else None
     people = generate(loaded, payers, fixed, examples, seed, (lambda: progress.advance(task)) if progress else None)
@@ -378,6 +425,7 @@ def exhaustive(loaded, payers: list[str], service: str | None = None, indication
                progress=None, lines: str | None = None) -> dict[Pattern, dict]:
     """Every class that exists within the finite abstraction, each with a solver witness checked
     by the reference engine; a class not returned has been proven empty."""
+    loaded = compared(loaded, payers)
     program = loaded.program
     enc = Encoding(program, loaded.vocab)
     solver = z3.Solver()
@@ -427,7 +475,7 @@ def complete(loaded, result: Result, progress=None) -> Result:
     for pattern in known:
         known[pattern].found_by.add("exhaustive")
     missed = {p: (facts, 0) for p, facts in proven.items() if p not in known}
-    result.classes = _ordered(result.classes + _witnesses(loaded, missed, "exhaustive", progress))
+    result.classes = _ordered(result.classes + _witnesses(compared(loaded, list(result.payers)), missed, "exhaustive", progress))
     result.exhaustive = True
     return result
 

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from reasoner.errors import did_you_mean
 from reasoner.results.matrix import as_json as matrix_json, matrix
 from reasoner.language import ir
+from reasoner.present import render
 from reasoner.web import matrix_view
 from reasoner.web.app import Site
 from reasoner.web.policies_view import policy_view, register_html, register_path, source_lines
@@ -84,14 +85,18 @@ def router(site: Site) -> APIRouter:
                                 status_code=422)
         program = site.loaded.program
         if chosen["payers"]:
-            program = ir.Program(tuple(p for p in program.policies if p.id in chosen["payers"]))
+            program = program.only(chosen["payers"])
         return JSONResponse(matrix_json(matrix(program, chosen["service"], chosen["indication"]),
                                         chosen["service"], chosen["indication"]))
 
     @r.get("/policies", response_class=HTMLResponse)
     def policies_page() -> HTMLResponse:
-        views = [policy_view(p) for p in site.loaded.program.policies]
-        return site.html("policies.html", active="policies", views=views, register=register_path(site.loaded))
+        program = site.loaded.program
+        views = [policy_view(p) for p in program.policies]
+        later = {p.id: program.latest(p.id) for p in program.policies if not program.is_current(p.id)}
+        periods = {p.id: render.in_force(p.effective) for p in program.policies}
+        return site.html("policies.html", active="policies", views=views, later=later, periods=periods,
+                         register=register_path(site.loaded))
 
     @r.get("/policies/{pid}", response_class=HTMLResponse)
     def policy_page(pid: str) -> HTMLResponse:

@@ -100,7 +100,7 @@ def build(loaded: Loaded, service: str | None = None, indication: str | None = N
     the concept rows that mention `text` and, if asked, only those where payers differ."""
     program = loaded.program
     if payers:
-        program = ir.Program(tuple(p for p in program.policies if p.id in payers))
+        program = program.only(payers)
     columns = matrix(program, service, indication)
     rules = Row("decision rules", "each payer's rules for this request, in decision order",
                 tuple(tuple(_rule_line(r) for r in col.rules) for col in columns), tuple(False for _ in columns), SAME)

@@ -58,7 +58,9 @@ def applied(patient: Patient, repair: Repair, vocab: Vocabulary) -> Applied:
 def reasoning(reasoner: Reasoner, patient: Patient, policy: str, wanted: str = "covered",
               limit: int = REPAIRS) -> Reasoning:
     """Why the payer decided as it did; if that is not `wanted`, why not, and the smallest
-    verified changes that would get there."""
+    verified changes that would get there. A payer with earlier versions is explained by the
+    version in force at the request's date, as `reasoner why` does."""
+    policy = reasoner.version(policy, patient)
     why = explain.why(reasoner, patient, policy)
     if why.decision.kind == wanted:
         return Reasoning(policy, why.decision, why, wanted, None)

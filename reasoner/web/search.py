@@ -66,7 +66,7 @@ def _values(form) -> dict:
 def _form_values(site: Site, o: Options | None) -> dict:
     """The form's values for a search already started (or the defaults)."""
     if o is None:
-        return {"payers": list(site.payers), **{k: [v] for k, v in DEFAULTS.items()}}
+        return {"payers": [p.id for p in site.loaded.program.current], **{k: [v] for k, v in DEFAULTS.items()}}
     return {"payers": list(o.payers), "service": [o.service or ""], "indication": [o.indication or ""],
             "lines": [o.lines or ""], "examples": [str(o.examples)], "seed": [str(o.seed)],
             "exhaustive": ["on"] if o.exhaustive else []}
