@@ -84,7 +84,7 @@ def test_policies_lists_each_version_period():
     data = json.loads(CliRunner().invoke(app, ["policies", "--json"]).output)
     periods = {p["id"]: p["effective"]["from"] for p in data["policies"]}
     assert periods == {"cam70141": "2018-01-30", "cmm210": "2019-08-01", "geisinger": "2017-02-01",
-                       "qualchoice": "2019-04-01", "uhc": None, "bcbsal": None, "cam70141_pre2018": "2015-01-29"}
+                       "qualchoice": "2019-04-01", "uhc": None, "bcbsal": None, "cam70141_pre2018": "2014-01-15"}
     earlier = next(p for p in data["policies"] if p["id"] == "cam70141_pre2018")
     assert (earlier["effective"]["to"], earlier["current"], earlier["superseded_by"], earlier["versions"]) == (
         "2018-01-29", False, "cam70141", ["cam70141_pre2018", "cam70141"])
@@ -106,7 +106,7 @@ def test_a_request_date_is_written_as_a_date_never_as_a_timestamp(loaded, text):
 # ---------------------------------------------------------------- several versions of one document
 CHEMO = {"id": "liver", "service": "implant", "indications": ["chemotherapy"], "line_of_business": "commercial",
          "chemo_site": "primary_liver", "planned_drugs": ["floxuridine"], "planned_route": "intra_arterial"}
-DAYS = ["2014-06-01", "2015-01-29", "2017-06-01", "2018-01-29", "2018-01-30", "2024-06-01", None]
+DAYS = ["2013-06-01", "2014-01-15", "2017-06-01", "2018-01-29", "2018-01-30", "2024-06-01", None]
 
 
 def _dated(day):
@@ -122,8 +122,8 @@ def test_the_program_knows_each_version_and_which_is_current(loaded):
 
 
 @pytest.mark.parametrize("day, version, decision", [
-    ("2014-06-01", "cam70141_pre2018", "not_addressed"),  # before every recorded version: it says so
-    ("2015-01-29", "cam70141_pre2018", "covered"),
+    ("2013-06-01", "cam70141_pre2018", "not_addressed"),  # before every recorded version: it says so
+    ("2014-01-15", "cam70141_pre2018", "covered"),
     ("2018-01-29", "cam70141_pre2018", "covered"),
     ("2018-01-30", "cam70141", "not_addressed"),
     (None, "cam70141", "not_addressed"),
@@ -178,8 +178,8 @@ def _errors(folder) -> list[str]:
 @pytest.mark.parametrize("old, new, message", [
     ("superseded by cam70141", "superseded by cam7014", "'cam70141_pre2018' is superseded by 'cam7014', which is not loaded."),
     ('document "CAM 70141"', 'document "CAM 70142"', "versions are of one payer's document"),
-    ("2015-01-29 .. 2018-01-29", "2015-01-29 .. 2018-01-30", "overlap; end 'cam70141_pre2018' the day before"),
-    ("effective 2015-01-29 .. 2018-01-29", "effective 2019-01-29 .. 2020-01-29", "overlap"),
+    ("2014-01-15 .. 2018-01-29", "2014-01-15 .. 2018-01-30", "overlap; end 'cam70141_pre2018' the day before"),
+    ("effective 2014-01-15 .. 2018-01-29", "effective 2019-01-29 .. 2020-01-29", "overlap"),
     ("superseded by cam70141", "superseded by cam70141_pre2018", "comes back to it"),
 ])
 def test_a_wrong_version_header_is_an_error(versions, old, new, message):
@@ -199,7 +199,7 @@ def test_every_version_needs_a_period(versions):
 def test_policies_shows_an_earlier_version():
     out = CliRunner().invoke(app, ["--width", "400", "policies"])
     assert out.exit_code == 0 and "earlier version of" in out.output
-    assert "2015-01-29 to" in out.output
+    assert "2014-01-15 to" in out.output
 
 
 # ---------------------------------------------------------------- diff across versions
@@ -228,11 +228,13 @@ def test_diff_refuses_a_version_it_cannot_read(args, message):
 
 def test_versions_differ_exactly_where_the_history_says(loaded):
     """CAM 70141 before and after 2018-01-30: the exhaustive check proves every difference is one
-    the History records (the two chemotherapy statements, the wider investigational statement)."""
+    the History records (the two chemotherapy statements, with the documentation they need, and
+    the wider investigational statement)."""
     from reasoner.search import diff
 
     proven = diff.exhaustive(loaded, ["cam70141_pre2018", "cam70141"])
-    assert proven and {p.rule_a for p in proven} == {"ovarian_cancer_intraperitoneal", "hepatic_artery_therapy", "other_uses"}
+    assert proven and {p.rule_a for p in proven} == {"ovarian_cancer_intraperitoneal", "hepatic_artery_therapy",
+                                                     "chemotherapy_not_documented", "other_uses"}
     assert all(p.rule_b in (None, "other_uses") for p in proven)
 
 

@@ -176,10 +176,12 @@ def batch_summary(report, shown: int) -> Text:
 
 
 def _value(value) -> str:
+    """A fact as a reader says it: an empty set is "none" (documented, with nothing in it), as
+    against "not documented"."""
     if value is None:
         return "not documented"
     if isinstance(value, (tuple, list)):
-        return "{" + ", ".join(map(str, value)) + "}" if value else "{}"
+        return "{" + ", ".join(map(str, value)) + "}" if value else "none"
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
