@@ -119,7 +119,7 @@ def check(
     chosen = _payers(loaded, payer, as_json)
     _check_as_of(as_of, as_json)
     try:
-        p = _dated(load_patient(patient, loaded.vocab, loaded.folder, also or ()), as_of, loaded)
+        p = _dated(load_patient(patient, loaded.vocab, loaded.folder, also or ()), as_of, loaded, as_json)
     except InputError as err:
         _fail(err.problems, as_json)
     decisions = Reasoner(loaded).decide(p, chosen)
@@ -143,9 +143,15 @@ def _check_as_of(as_of: Optional[str], as_json: bool) -> None:
         _fail([Problem("--as-of", f"{as_of!r} is not a date written YYYY-MM-DD.")], as_json, EXIT_USAGE)
 
 
-def _dated(patient: Patient, as_of: Optional[str], loaded: Loaded) -> Patient:
-    """The patient with request_date set to --as-of when the request has no date (a date it has wins)."""
-    if as_of is None or patient.facts.get("request_date") is not None:
+def _dated(patient: Patient, as_of: Optional[str], loaded: Loaded, as_json: bool = False) -> Patient:
+    """The patient with request_date set to --as-of when the request has no date (a date it has
+    wins, and the terminal says so: the date also picks the policy version)."""
+    if as_of is None:
+        return patient
+    if patient.facts.get("request_date") is not None:
+        if not as_json and patient.facts["request_date"].isoformat() != as_of:
+            render.console(stderr=True).print(f"--as-of {as_of} not used: the request is dated "
+                                              f"{patient.facts['request_date'].isoformat()} (its own date wins).")
         return patient
     facts = {**nested(patient.facts, loaded.vocab), "request_date": as_of, "id": patient.id,
              "description": patient.description}
@@ -160,7 +166,7 @@ def _patient(loaded: Loaded, path: Path, service: Optional[str], as_json: bool, 
     _check_request(loaded, service, None, as_json)
     _check_as_of(as_of, as_json)
     try:
-        patient = _dated(load_patient(path, loaded.vocab, loaded.folder, also or ()), as_of, loaded)
+        patient = _dated(load_patient(path, loaded.vocab, loaded.folder, also or ()), as_of, loaded, as_json)
         if service is not None:
             facts = {**patient.facts, "service": service, "id": patient.id, "description": patient.description}
             patient = validate(facts, loaded.vocab, f"--service")
@@ -245,7 +251,8 @@ def batch(
     """Decide a whole file of patients with the fast backend, streaming in chunks.
 
     One output row per patient and payer: row (the input's line or row number), id, payer,
-    decision, subkind, prior_auth, rule, rule_label, citation, and the failing criteria of the
+    version (the policy version that decided, by the row's request_date), decision, subkind,
+    prior_auth, rule, rule_label, citation, and the failing criteria of the
     covered rules in scope by name and label (failing, failing_labels). A summary (rows read,
     decided, rejected by reason, decisions per payer) ends the run on stderr."""
     from reasoner.io import batch as b
@@ -548,7 +555,7 @@ def diff_cmd(
 
     loaded = _load(policies, as_json)
     wanted = list(dict.fromkeys(name for value in payers or [] for name in value.split(",") if name))
-    chosen = _sides(loaded, wanted or [p.id for p in loaded.program.current], as_of, as_json)
+    chosen, named = _sides(loaded, wanted or [p.id for p in loaded.program.current], as_of, as_json)
     _check_request(loaded, service, indication, as_json)
     known_lines = loaded.vocab.values_of("line_of_business")
     if lines is not None and lines not in known_lines:
@@ -563,8 +570,12 @@ def diff_cmd(
     if report is not None and not report.resolve().parent.is_dir():
         _fail([Problem("--report", f"the folder of '{report}' does not exist; nothing was searched.")], as_json, EXIT_USAGE)
     err = render.console(stderr=True)
+    for pid, name in named.items():
+        if not as_json:
+            err.print(f"{name}: compared as {pid} ({render.in_force(loaded.program.policy(pid).effective).lstrip('; ')})")
     with render.diff_progress(err) as progress:
         result = diff.search(loaded, chosen, service, indication, examples, seed, progress, lines)
+        result.named = named
         if exhaustive:
             diff.complete(loaded, result, progress)
     themes = diff.themes(result)
@@ -587,9 +598,9 @@ def diff_cmd(
             out.print(part)
 
 
-def _sides(loaded: Loaded, names: list[str], as_of: Optional[str], as_json: bool) -> list[str]:
-    """The policy versions a diff compares (see diff.resolve); unknown or undated names, and two
-    names for one version, are usage errors. A name read as another version is said on stderr."""
+def _sides(loaded: Loaded, names: list[str], as_of: Optional[str], as_json: bool) -> tuple[list[str], dict]:
+    """The policy versions a diff compares (see diff.resolve), and how each side read as another
+    version was named; unknown or undated names, and two names for one version, are usage errors."""
     import datetime as dt
 
     from reasoner.search.diff import resolve
@@ -604,10 +615,9 @@ def _sides(loaded: Loaded, names: list[str], as_of: Optional[str], as_json: bool
     problems += [Problem("--payers", f"two names given read the same version, '{pid}'.") for pid in twice]
     if problems:
         _fail(problems, as_json, EXIT_USAGE)
-    for name, pid, _ in resolved:
-        if pid != name.partition("@")[0] and not as_json:
-            render.console(stderr=True).print(f"{name}: compared as {pid} ({render.in_force(loaded.program.policy(pid).effective).lstrip('; ')})")
-    return ids
+    named = {pid: name + (f" (--as-of {as_of})" if as_of and "@" not in name else "")
+             for name, pid, _ in resolved if pid != name.partition("@")[0] or "@" in name}
+    return ids, named
 
 
 def _emit_document(document: dict, out: Optional[Path], as_json: bool, what: str) -> None:

@@ -90,7 +90,7 @@ def test_csv_in_parquet_out_with_small_chunks(tmp_path):
     table = pq.read_table(out)
     assert table.column("id").to_pylist() == [f"p{i}" for i in range(7)]
     assert table.column("row").to_pylist() == list(range(2, 9))  # CSV line numbers (header is line 1)
-    assert table.column_names == ["row", "id", "payer", "decision", "subkind", "prior_auth", "rule", "rule_label",
+    assert table.column_names == ["row", "id", "payer", "version", "decision", "subkind", "prior_auth", "rule", "rule_label",
                                   "citation", "failing", "failing_labels"]
 
 

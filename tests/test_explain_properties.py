@@ -51,13 +51,13 @@ def _check_leaf_facts(step, patient) -> None:
 @given(patient=patients(LOADED), payer=st.sampled_from(PAYERS))
 def test_why_is_sound(reasoner, patient, payer):
     w = why(reasoner, patient, payer)
-    (decision,) = reasoner.decide(patient, [payer])
+    (decision,) = reasoner.decide(patient, [payer], by_date=False)
     assert (w.decision.kind, w.decision.rule) == (decision.kind, decision.rule)
     for trace in ([w.rule] if w.rule else []) + list(w.earlier):
         for step in trace.steps:
             _check_leaf_facts(step, patient)
     restricted = validate(why_facts(w), LOADED.vocab, "<restricted>", require_request=False)
-    (again,) = reasoner.decide(restricted, [payer])
+    (again,) = reasoner.decide(restricted, [payer], by_date=False)
     assert (again.kind, again.rule) == (decision.kind, decision.rule)
 
 
@@ -120,13 +120,13 @@ def _apply(patient, changes):
 @given(patient=patients(LOADED), payer=st.sampled_from(PAYERS))
 def test_repairs_flip_the_decision_and_are_minimal(reasoner, patient, payer):
     for repair in repairs(reasoner, patient, payer, "covered", limit=2):
-        (after,) = reasoner.decide(_apply(patient, repair.changes), [payer])
+        (after,) = reasoner.decide(_apply(patient, repair.changes), [payer], by_date=False)
         assert after.kind == "covered" and after.rule == repair.rule
         n = len(repair.changes)
         sizes = range(n) if n <= EXACT else [n - 1]
         for size in sizes:
             for subset in itertools.combinations(repair.changes, size):
-                (smaller,) = reasoner.decide(_apply(patient, subset), [payer])
+                (smaller,) = reasoner.decide(_apply(patient, subset), [payer], by_date=False)
                 assert smaller.kind != "covered", f"{[c.concept for c in subset]} suffices"
 
 

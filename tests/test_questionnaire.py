@@ -87,8 +87,8 @@ def test_facts_not_asked_cannot_change_the_decision(reasoner, service, indicatio
         for patient in people:
             trimmed = Patient(patient.id, patient.description,
                               {k: v for k, v in patient.facts.items() if k in keep}, patient.source)
-            (full,) = reasoner.decide(patient, [payer])
-            (asked,) = reasoner.decide(trimmed, [payer])
+            (full,) = reasoner.decide(patient, [payer], by_date=False)
+            (asked,) = reasoner.decide(trimmed, [payer], by_date=False)
             assert asked.rule == full.rule, (payer, patient.facts)
             changed += len(patient.facts) - len(trimmed.facts)
     assert changed > 0  # the patients held facts the questionnaires leave out
@@ -118,8 +118,8 @@ def test_questions_hidden_by_enable_when_cannot_change_the_decision(reasoner, se
         for patient in people:
             facts = {k: v for k, v in patient.facts.items() if k in asked or k in REQUEST}
             shown = _shown(q, facts)
-            (full,) = reasoner.decide(Patient(patient.id, "", facts, ""), [payer])
-            (filled,) = reasoner.decide(Patient(patient.id, "", shown, ""), [payer])
+            (full,) = reasoner.decide(Patient(patient.id, "", facts, ""), [payer], by_date=False)
+            (filled,) = reasoner.decide(Patient(patient.id, "", shown, ""), [payer], by_date=False)
             assert filled.rule == full.rule, (payer, sorted(set(facts) - set(shown)))
             hidden += len(facts) - len(shown)
     assert hidden > 0  # enableWhen hid questions the patients had answered
@@ -182,7 +182,7 @@ def test_a_prefilled_response_reads_back_as_the_asked_facts_and_the_same_decisio
         kept = _shown(q, {n: v for n, v in patient.facts.items() if n in asked or n in REQUEST})
         assert back.facts == kept
         assert back.provenance == {n: f"QuestionnaireResponse/member-{k} item {n}" for n in kept if n not in REQUEST}
-        assert [d.rule for d in reasoner.decide(back, [payer])] == [d.rule for d in reasoner.decide(patient, [payer])]
+        assert [d.rule for d in reasoner.decide(back, [payer], by_date=False)] == [d.rule for d in reasoner.decide(patient, [payer], by_date=False)]
 
 
 def _good_response() -> dict:

@@ -155,8 +155,8 @@ def test_batch_picks_each_rows_version_as_check_does(tmp_path, reasoner, loaded)
     assert out.exit_code == 0, out.output
     got = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
     want = [reasoner.decide(validate(_dated(day), loaded.vocab), ["cam70141"])[0] for day in DAYS]
-    assert [(g["payer"], g["decision"], g["rule"]) for g in got] == [(w.policy, w.kind, w.rule) for w in want]
-    assert {g["payer"] for g in got} == {"cam70141", "cam70141_pre2018"}
+    assert [(g["version"], g["decision"], g["rule"]) for g in got] == [(w.policy, w.kind, w.rule) for w in want]
+    assert {g["payer"] for g in got} == {"cam70141"} and {g["version"] for g in got} == {"cam70141", "cam70141_pre2018"}
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ def _errors(folder) -> list[str]:
     ('document "CAM 70141"', 'document "CAM 70142"', "versions are of one payer's document"),
     ("2014-01-15 .. 2018-01-29", "2014-01-15 .. 2018-01-30", "overlap; end 'cam70141_pre2018' the day before"),
     ("effective 2014-01-15 .. 2018-01-29", "effective 2019-01-29 .. 2020-01-29", "overlap"),
-    ("superseded by cam70141", "superseded by cam70141_pre2018", "comes back to it"),
+    ("superseded by cam70141", "superseded by cam70141_pre2018", "is superseded by itself"),
 ])
 def test_a_wrong_version_header_is_an_error(versions, old, new, message):
     path = versions / "cam70141_pre2018.policy"
@@ -245,3 +245,66 @@ def test_the_mp442_edition_differs_from_cam70141_only_where_its_text_does(loaded
 
     proven = diff.exhaustive(loaded, ["cam70141", "bcbsal"])
     assert {p.rule_b for p in proven} == {"head_pain_referred", "cancer_treatment_standard_of_care"}
+
+
+def test_linting_an_earlier_version_alone_finds_its_later_version_beside_it():
+    out = CliRunner().invoke(app, ["lint", str(ROOT / "policies" / "cam70141_pre2018.policy")])
+    assert out.exit_code == 0 and "0 error(s)" in out.output, out.output
+
+
+def test_a_gap_between_versions_is_a_warning_naming_the_days(versions):
+    path = versions / "cam70141_pre2018.policy"
+    path.write_text(path.read_text().replace("2014-01-15 .. 2018-01-29", "2014-01-15 .. 2017-12-31"))
+    from reasoner.language.load import lint, policy_files
+
+    _, _, problems = lint(policy_files(versions), versions / "vocabulary.vocab")
+    warnings = [p for p in problems if p.severity == "warning"]
+    assert [p.message[:65] for p in warnings] == ["no version of CAM 70141 is in force from 2018-01-01 to 2018-01-29"]
+    assert "cam70141_pre2018.policy:16:" in warnings[0].where  # the line of its 'effective'
+
+
+def test_a_version_of_another_payer_is_one_error_that_names_both(versions):
+    path = versions / "cam70141_pre2018.policy"
+    path.write_text(path.read_text().replace('payer    "Blue-plan medical policy"', 'payer    "Another plan"'))
+    errors = _errors(versions)
+    assert len(errors) == 1 and "(Another plan, CAM 70141)" in errors[0] and "(Blue-plan medical policy, CAM 70141)" in errors[0]
+
+
+def test_the_decision_says_which_policy_an_earlier_version_belongs_to(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(_dated("2017-06-01")))
+    doc = json.loads(CliRunner().invoke(app, ["check", str(path), "--payer", "cam70141", "--json"]).stdout)
+    (d,) = doc["decisions"]
+    assert (d["policy"], d["version_of"], d["effective"]) == ("cam70141_pre2018", "cam70141",
+                                                              {"from": "2014-01-15", "to": "2018-01-29"})
+    text = CliRunner().invoke(app, ["--width", "300", "check", str(path), "--payer", "cam70141"]).output
+    assert "version of cam70141; in force 2014-01-15 to 2018-01-29" in text
+
+
+def test_as_of_says_when_the_request_has_its_own_date(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(_dated("2017-06-01")))
+    out = CliRunner().invoke(app, ["check", str(path), "--payer", "cam70141", "--as-of", "2020-01-01"])
+    assert "--as-of 2020-01-01 not used: the request is dated 2017-06-01" in out.output
+
+
+def test_repairs_never_move_the_request_date(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(_dated("2013-06-01")))
+    doc = json.loads(CliRunner().invoke(app, ["why-not", str(path), "--payer", "cam70141", "--json"]).stdout)
+    changed = {c["concept"] for r in doc.get("repairs") or [] for c in r["changes"]}
+    assert "request_date" not in changed
+
+
+def test_a_version_id_with_a_date_names_its_document(loaded):
+    from reasoner.search.diff import resolve
+
+    assert resolve(loaded.program, "cam70141_pre2018@2020-01-01") == ("cam70141", None)
+
+
+def test_diff_json_records_how_a_side_was_named():
+    out = CliRunner().invoke(app, ["diff", "--payers", "cam70141@2017-06-01,cam70141", "--service", "implant",
+                                   "--indication", "spasticity", "--examples", "5", "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["payers"] == ["cam70141_pre2018", "cam70141"] and doc["named"] == {"cam70141_pre2018": "cam70141@2017-06-01"}

@@ -44,7 +44,7 @@ CHUNK = 20_000  # rows per query: larger plans fewer times, smaller needs less m
 MEMORY_LIMIT = "1GB"
 FORMULA = "^[=+\\-@\t\r]"  # a CSV cell starting so is a formula to a spreadsheet
 PLAIN_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")  # as patient files write numbers
-OUTPUT = ("row", "id", "payer", "decision", "subkind", "prior_auth", "rule", "rule_label", "citation",
+OUTPUT = ("row", "id", "payer", "version", "decision", "subkind", "prior_auth", "rule", "rule_label", "citation",
           "failing", "failing_labels")
 
 
@@ -411,7 +411,8 @@ def _output_query(program: ir.Program, csv_cells: bool, decide: str | None) -> s
     """One row per patient and payer, in input order then payer order; for CSV, lists joined with
     '; ' and every text cell that a spreadsheet would run as a formula prefixed with a quote.
     With `decide` None the decisions come from a registered table `decided` (Spark's answer)."""
-    parts = [f"SELECT pid, id, {_by_version(program, p, 'payer')} AS payer, {k} AS k, {_by_version(program, p, 'rule')} AS rule, "
+    parts = [f"SELECT pid, id, {literal(p.id)} AS payer, {_by_version(program, p, 'payer')} AS version, {k} AS k, "
+             f"{_by_version(program, p, 'rule')} AS rule, "
              f"{_by_version(program, p, 'decision')} AS decision, {_by_version(program, p, 'failing')} AS failing FROM decided"
              for k, p in enumerate(program.current)]
     failing = "CASE WHEN failing = '' OR failing IS NULL THEN []::VARCHAR[] ELSE string_split(failing, ';') END"
@@ -419,7 +420,7 @@ def _output_query(program: ir.Program, csv_cells: bool, decide: str | None) -> s
     labels = f"list_transform({failing}, lambda x: map_extract_value(m.labels, x))"
     if csv_cells:
         names, labels = f"array_to_string({names}, '; ')", f"array_to_string({labels}, '; ')"
-    cols = {"row": "u.pid", "id": "u.id", "payer": "u.payer", "decision": "u.decision", "subkind": "r.subkind",
+    cols = {"row": "u.pid", "id": "u.id", "payer": "u.payer", "version": "u.version", "decision": "u.decision", "subkind": "r.subkind",
             "prior_auth": "r.prior_auth", "rule": "u.rule", "rule_label": f"COALESCE(r.rule_label, {literal(NO_RULE)})",
             "citation": "r.citation", "failing": names, "failing_labels": labels}
     if csv_cells:
@@ -427,11 +428,11 @@ def _output_query(program: ir.Program, csv_cells: bool, decide: str | None) -> s
         cols = {n: (f"CASE WHEN regexp_matches({e}, {literal(FORMULA)}) THEN '''' || {e} ELSE {e} END" if n in text else e)
                 for n, e in cols.items()}
     select = ", ".join(f"{e} AS {n}" for n, e in cols.items())
-    union = " UNION ALL ".join(parts) if parts else "SELECT NULL::BIGINT AS pid, NULL AS id, NULL AS payer, 0 AS k, " \
+    union = " UNION ALL ".join(parts) if parts else "SELECT NULL::BIGINT AS pid, NULL AS id, NULL AS payer, NULL AS version, 0 AS k, " \
         "NULL AS rule, NULL AS decision, NULL AS failing WHERE FALSE"
     decided = f"staged AS ({STAGED}), decided AS ({decide}), " if decide else ""
     return (f"WITH {decided}u AS ({union}), m AS (SELECT MAP(list(id), list(name)) AS names, MAP(list(id), list(label)) AS labels "
-            f"FROM node_info) SELECT {select} FROM u CROSS JOIN m LEFT JOIN rule_info r ON r.payer = u.payer "
+            f"FROM node_info) SELECT {select} FROM u CROSS JOIN m LEFT JOIN rule_info r ON r.payer = u.version "
             f"AND r.rule = u.rule ORDER BY u.pid, u.k")
 
 

@@ -255,7 +255,7 @@ def _problem(path: str, err: dict, vocab: Vocabulary) -> Problem:
     name = str(loc[0]) if loc else "?"
     if name in vocab.records and len(loc) >= 2:
         record = vocab.records[name]
-        if len(loc) == 2 or loc[2] == "[key]":
+        if len(loc) == 2 or loc[2] == "[key]" or str(loc[1]) not in vocab.domains[record.key_domain]:
             keys = list(vocab.domains[record.key_domain])
             return Problem(f"{path}: field '{name}'", f"{short(loc[1])} is not a key of {name}; expected one of: "
                                                        f"{', '.join(keys)}.{did_you_mean(str(loc[1]), keys)}")
@@ -418,7 +418,8 @@ def validate(data: object, vocab: Vocabulary, source: str = "<patient>", require
         parsed = _model(vocab).model_validate(data)
     except ValidationError as err:
         errors = err.errors()
-        raise PatientError(_capped([_problem(source, e, vocab) for e in errors[:MAX_PROBLEMS]], source, len(errors))) from None
+        found = list(dict.fromkeys(_problem(source, e, vocab) for e in errors[:MAX_PROBLEMS]))  # a bad key and its value: one
+        raise PatientError(_capped(found, source, len(errors))) from None
     problems: list[Problem] = []
     facts = {}
     for name, value in _flat(parsed, vocab):

@@ -166,9 +166,10 @@ class Program:
 
     def latest(self, policy_id: str) -> str:
         """The current version of a policy: its `superseded by` chain followed to the end (a name
-        that is not loaded, or a cycle, ends it; lint reports both)."""
+        that is not loaded, a policy of another document, or a cycle ends it; lint reports each)."""
         ids, seen = {p.id: p for p in self.policies}, {policy_id}
-        while (later := ids[policy_id].superseded_by) in ids and later not in seen:
+        while (later := ids[policy_id].superseded_by) in ids and later not in seen \
+                and _document(ids[later]) == _document(ids[policy_id]):
             seen.add(later)
             policy_id = later
         return policy_id
@@ -215,6 +216,10 @@ class Program:
 
 def _within(day, lo, hi) -> bool:
     return (lo is None or lo <= day) and (hi is None or day <= hi)
+
+
+def _document(policy: Policy) -> tuple[str, str]:
+    return (policy.payer, policy.document)
 
 
 def _start(policy: Policy):

@@ -4,6 +4,7 @@ All or nothing: if any file has an error, nothing is returned and every problem 
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def lint(files: list[Path], vocab_path: Path) -> tuple[Vocabulary | None, list[i
     problems: list[Problem] = []
     policies: list[ir.Policy] = []
     seen: dict[str, str] = {}
-    headers: dict[str, str] = {}  # policy id -> where its header is
+    headers: dict[str, dict] = {}  # policy id -> where its header and each header field are
     family = _Family()
     for path in files:
         tree = family.parse(Path(path), problems)
@@ -66,49 +67,73 @@ def lint(files: list[Path], vocab_path: Path) -> tuple[Vocabulary | None, list[i
         if changes is not None:
             problems.append(Problem(str(tree.header.span), f"policy '{pid}' {changes.summary()}", "note"))
         policies.append(policy)
-        headers[pid] = str(tree.header.span)
+        headers[pid] = {"policy": str(tree.header.span), "folder": Path(path).parent,
+                        **{f.key: str(f.span) for f in tree.header.fields}}
     return vocab, policies, problems + _versions(policies, headers)
 
 
-def _versions(policies: list[ir.Policy], headers: dict[str, str]) -> list[Problem]:
-    """An earlier version names a loaded policy of the same payer and document as the one that
-    superseded it; every version states an effective period, the periods do not overlap and the
-    current version's comes last: a request's date has to pick exactly one of them."""
+def _versions(policies: list[ir.Policy], headers: dict[str, dict]) -> list[Problem]:
+    """An earlier version names a policy of the same payer and document as the one that superseded
+    it; every version states an effective period, the periods neither overlap nor leave a gap
+    (a warning), and the current version's comes last: a request's date picks exactly one."""
     program, problems = ir.Program(tuple(policies)), []
     ids = {p.id: p for p in policies}
     for p in policies:
-        later = ids.get(p.superseded_by)
-        if p.superseded_by is None:
-            continue
-        if later is None:
-            problems.append(Problem(headers[p.id], f"'{p.id}' is superseded by '{p.superseded_by}', which is not loaded."
-                                                   f"{did_you_mean(p.superseded_by, list(ids))}"))
-        elif (later.payer, later.document) != (p.payer, p.document):
-            problems.append(Problem(headers[p.id], f"'{p.id}' ({p.document}) is superseded by '{later.id}' "
-                                                   f"({later.document}): versions are of one payer's document."))
-        elif _returns(ids, p.id):
-            problems.append(Problem(headers[p.id], f"the 'superseded by' chain of '{p.id}' comes back to it."))
+        if p.superseded_by is not None:
+            problems += _superseding(p, ids, headers)
     for current in program.current:
         versions = program.versions(current.id)
-        if len(versions) == 1:
-            continue
-        names = ", ".join(v.id for v in versions)
-        for v in versions:
-            if v.effective == (None, None):
-                problems.append(Problem(headers[v.id], f"policies {names} are versions of {v.document}; '{v.id}' needs an "
-                                                       "'effective' period so that a request's date selects one of them."))
-        dated = [v for v in versions if v.effective != (None, None)]
-        for a, b in zip(dated, dated[1:]):
-            if a.effective[1] is None or b.effective[0] is None or a.effective[1] >= b.effective[0]:
-                problems.append(Problem(headers[a.id], f"the periods of '{a.id}' and '{b.id}' (versions of {a.document}) "
-                                                       f"overlap; end '{a.id}' the day before '{b.id}' starts."))
-        if dated and dated[-1].id != current.id:
-            problems.append(Problem(headers[current.id], f"'{current.id}' is the current version of {current.document} "
-                                                         f"but '{dated[-1].id}' starts later."))
-        for v in versions:
-            if v.id != current.id:
-                problems.append(Problem(headers[v.id], f"policy '{v.id}' is an earlier version of '{current.id}'; a request "
-                                                       "dated in its period is decided by it.", "note"))
+        if len(versions) > 1:
+            problems += _periods(current, versions, headers)
+    return problems
+
+
+def _superseding(p: ir.Policy, ids: dict[str, ir.Policy], headers: dict[str, dict]) -> list[Problem]:
+    """What is wrong with one `superseded by`. Linting one file alone, the later version is read
+    from beside it only by name: a `NAME.policy` there is taken as loaded elsewhere."""
+    where, later = headers[p.id].get("superseded_by", headers[p.id]["policy"]), ids.get(p.superseded_by)
+    if p.superseded_by == p.id:
+        return [Problem(where, f"'{p.id}' is superseded by itself; name the later version of {p.document}.")]
+    if later is None:
+        if (headers[p.id]["folder"] / f"{p.superseded_by}.policy").is_file():
+            return []
+        return [Problem(where, f"'{p.id}' is superseded by '{p.superseded_by}', which is not loaded."
+                               f"{did_you_mean(p.superseded_by, [i for i in ids if i != p.id])}")]
+    if (later.payer, later.document) != (p.payer, p.document):
+        return [Problem(where, f"'{p.id}' ({p.payer}, {p.document}) is superseded by '{later.id}' ({later.payer}, "
+                               f"{later.document}): versions are of one payer's document, so both need the same "
+                               "'payer' and 'document' number.")]
+    if _returns(ids, p.id):
+        return [Problem(where, f"the 'superseded by' chain of '{p.id}' comes back to it.")]
+    return []
+
+
+def _periods(current: ir.Policy, versions, headers: dict[str, dict]) -> list[Problem]:
+    """The periods of one document's versions, earliest first: each stated, none overlapping,
+    no gap between them, the current one last."""
+    problems, names = [], ", ".join(v.id for v in versions)
+    where = lambda v: headers[v.id].get("effective", headers[v.id]["policy"])  # noqa: E731
+    for v in versions:
+        if "effective" not in headers[v.id]:
+            problems.append(Problem(headers[v.id]["policy"], f"policies {names} are versions of {v.document}; '{v.id}' "
+                                                             "needs an 'effective' period so that a request's date selects one of them."))
+    dated = [v for v in versions if v.effective != (None, None)]
+    for a, b in zip(dated, dated[1:]):
+        if a.effective[1] is None or b.effective[0] is None or a.effective[1] >= b.effective[0]:
+            problems.append(Problem(where(a), f"the periods of '{a.id}' and '{b.id}' (versions of {a.document}) "
+                                              f"overlap; end '{a.id}' the day before '{b.id}' starts."))
+        elif (b.effective[0] - a.effective[1]).days > 1:
+            problems.append(Problem(where(a), f"no version of {a.document} is in force from {a.effective[1] + dt.timedelta(days=1)} "
+                                              f"to {b.effective[0] - dt.timedelta(days=1)} (between '{a.id}' and '{b.id}'); "
+                                              f"a request dated then is decided by '{a.id}' as outside its period.", "warning"))
+    if dated and dated[-1].id != current.id:
+        problems.append(Problem(where(dated[-1]), f"'{dated[-1].id}' starts after '{current.id}', the current version of "
+                                                  f"{current.document} (the end of its 'superseded by' chain); an earlier "
+                                                  "version's period must come before the current one's."))
+    for v in versions:
+        if v.id != current.id:
+            problems.append(Problem(headers[v.id]["policy"], f"policy '{v.id}' is an earlier version of '{current.id}'; "
+                                                             "a request dated in its period is decided by it.", "note"))
     return problems
 
 

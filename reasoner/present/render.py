@@ -33,7 +33,8 @@ def decisions_table(patient_id: str, decisions: list[Decision]) -> Table:
         if d.detail:
             kind = f"{kind}: {d.detail}"
         table.add_row(
-            Text(d.policy, style="bold"),
+            Text(d.policy, style="bold") + (Text(f"\nversion of {d.version_of}{in_force(d.effective)}", style="dim")
+                                            if d.version_of else Text("")),
             Text(d.kind, style=STYLE[d.kind]),
             Text(safe_text(kind)),
             Text(_pa(d.prior_auth)),
@@ -78,6 +79,9 @@ def policies_table(program: ir.Program) -> Table:
         ident = Text(p.id, style="bold") + (Text(f"\nextends {p.extends}", style="dim") if p.extends else Text(""))
         if not program.is_current(p.id):
             ident += Text(f"\nearlier version of {program.latest(p.id)}", style="dim")
+        elif len(program.versions(p.id)) > 1:
+            earlier = ", ".join(v.id for v in program.versions(p.id) if v.id != p.id)
+            ident += Text(f"\nearlier versions: {earlier}", style="dim")
         table.add_row(ident, Text(p.payer), Text(f"{p.document} {p.title}"),
                       Text(p.version + in_force(p.effective)),
                       Text(", ".join(p.lines)), Text(_covers(p, "service")), Text(_covers(p, "indications")),
@@ -223,7 +227,8 @@ def _rule_text(trace, prefix: str = "") -> Text:
 
 def _decision_text(d: Decision) -> Text:
     kind = d.kind + (f" ({d.subkind})" if d.subkind else "") + (f": {d.detail}" if d.detail else "")
-    return Text.assemble((f"{d.policy}: ", "bold"), (kind, STYLE[d.kind]),
+    version = f" (version of {d.version_of}{in_force(d.effective)}, chosen by the request date)" if d.version_of else ""
+    return Text.assemble((f"{d.policy}", "bold"), (version, "dim"), ": ", (kind, STYLE[d.kind]),
                          f"  prior auth {_pa(d.prior_auth)}" if d.prior_auth else "")
 
 

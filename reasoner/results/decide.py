@@ -1,7 +1,7 @@
 """Decisions per payer, as data: what was decided, by which rule, citing which section."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reasoner.language import ir
 from reasoner.engines.reference import Engine
@@ -22,6 +22,8 @@ class Decision:
     rule_label: str
     cite: ir.Citation | None
     assumptions: tuple[str, ...] = ()  # readings the decision rests on that the document does not state
+    version_of: str | None = None  # the current policy, when an earlier version of it decided (by the date)
+    effective: tuple = (None, None)  # the deciding version's period, when it has earlier or later versions
 
     def as_json(self) -> dict:
         return {
@@ -30,6 +32,9 @@ class Decision:
             "prior_auth": self.prior_auth, "rule": self.rule, "rule_label": self.rule_label,
             "citation": None if self.cite is None else {"document": self.cite.document, "section": self.cite.section},
             "assumptions": list(self.assumptions),
+            "version_of": self.version_of,
+            "effective": {"from": self.effective[0] and self.effective[0].isoformat(),
+                          "to": self.effective[1] and self.effective[1].isoformat()},
         }
 
 
@@ -63,7 +68,16 @@ class Reasoner:
         if by_date:
             wanted = list(dict.fromkeys(self.version(pid, patient) for pid in wanted))
         evaluation = self.engine.evaluate(patient.facts, wanted)
-        return [self.decision(self.loaded.program.policy(pid), rule) for pid, rule in evaluation.decided.items()]
+        return [self.versioned(self.decision(self.loaded.program.policy(pid), rule)) for pid, rule in evaluation.decided.items()]
+
+    def versioned(self, decision: Decision) -> Decision:
+        """The decision with its version's place among the document's versions, if it has several."""
+        program = self.loaded.program
+        if len(program.versions(decision.policy)) == 1:
+            return decision
+        latest = program.latest(decision.policy)
+        return replace(decision, version_of=None if latest == decision.policy else latest,
+                       effective=program.policy(decision.policy).effective)
 
     @staticmethod
     def decision(policy: ir.Policy, rule_name: str | None) -> Decision:

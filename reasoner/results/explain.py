@@ -174,7 +174,7 @@ class _Reader:
 def _evaluate(reasoner: Reasoner, patient: Patient, policy_id: str) -> tuple[ir.Policy, Evaluation, Decision]:
     policy = reasoner.loaded.program.policy(policy_id)
     evaluation = reasoner.engine.evaluate(patient.facts, [policy_id], detail=True)
-    decision = reasoner.decision(policy, evaluation.decided[policy_id])
+    decision = reasoner.versioned(reasoner.decision(policy, evaluation.decided[policy_id]))
     return policy, evaluation, decision
 
 

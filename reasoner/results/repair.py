@@ -28,7 +28,7 @@ from reasoner.language.vocab import Concept
 
 # what is requested (the service, indications, line of business, and the treatment planned) is not
 # something to repair: another request is another question, not a missing fact of this one
-FIXED = frozenset(SCOPE_CONCEPTS.values()) | {"planned_drugs", "planned_route"}
+FIXED = frozenset(SCOPE_CONCEPTS.values()) | {"planned_drugs", "planned_route", "request_date"}  # the date picks the version: not a repair
 WIDTH = 6  # alternatives kept per node while proposing
 EXACT = 4  # repairs up to this size are checked against all their strict subsets
 REMOVE = None  # a change to None removes the fact (makes it undocumented)

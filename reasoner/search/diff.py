@@ -107,6 +107,7 @@ class Result:
     lines: str | None = None  # the line of business searched, when one was fixed
     by_pair: Counter = field(default_factory=Counter)  # (a, b) -> disagreeing patients
     by_indication: Counter = field(default_factory=Counter)  # (a, b, indication) -> disagreeing patients
+    named: dict = field(default_factory=dict)  # how a side was named, when not by its id: id -> "cam70141@2017-06-01"
 
     def pair_count(self, a: str, b: str) -> int:
         """Disagreeing patients of a pair, whichever order it is named in."""
@@ -366,7 +367,7 @@ def resolve(program: ir.Program, name: str, as_of=None) -> tuple[str | None, str
     pid = known[pid.lower()]
     if when is None:
         return pid, None
-    version = program.in_force(pid, when)
+    version = program.in_force(program.latest(pid), when)  # any version's id names its document
     start, end = version.effective
     if (start and when < start) or (end and when > end):
         return None, (f"'{name}': no version of {version.document} is in force on {when.isoformat()} "
@@ -457,6 +458,9 @@ def _witnesses(loaded, by_pattern: dict[Pattern, tuple[dict, int]], how: str, pr
     task = progress.add_task("shrinking witnesses", total=len(by_pattern)) if progress else None
     out = []
     for pattern, (facts, count) in by_pattern.items():  # ordered by the caller, see _ordered
+        # no compared rule reads the date (see `compared`), and kept it would pick versions by date
+        # wherever the witness is decided again (check, the member page)
+        facts = {k: v for k, v in facts.items() if k != "request_date"}
         cls = witness_class(reasoner, pattern, facts, count)
         cls.found_by.add(how)
         out.append(cls)
@@ -541,7 +545,7 @@ def as_json(result: Result) -> dict:
         "schema": SCHEMA, "payers": list(result.payers), "service": result.service,
         "indication": result.indication, "line_of_business": result.lines, "examples": result.examples,
         "seed": result.seed, "disagreeing_patients": result.disagreeing, "exhaustive": result.exhaustive,
-        "order": ORDER,
+        "named": result.named, "order": ORDER,
         "classes": [{"number": i, "group": c.group, "a": _side_json(c.a), "b": _side_json(c.b), "patients": c.count,
                      "found_by": sorted(c.found_by),
                      "witness": {k: json_value(v) for k, v in c.witness.items()}}

@@ -94,8 +94,9 @@ def router(site: Site) -> APIRouter:
         program = site.loaded.program
         views = [policy_view(p) for p in program.policies]
         later = {p.id: program.latest(p.id) for p in program.policies if not program.is_current(p.id)}
+        earlier = {p.id: [v.id for v in program.versions(p.id) if v.id != p.id] for p in program.current}
         periods = {p.id: render.in_force(p.effective) for p in program.policies}
-        return site.html("policies.html", active="policies", views=views, later=later, periods=periods,
+        return site.html("policies.html", active="policies", views=views, later=later, earlier=earlier, periods=periods,
                          register=register_path(site.loaded))
 
     @r.get("/policies/{pid}", response_class=HTMLResponse)
