@@ -8,6 +8,7 @@ a criterion used twice is the same `Node` (same id), so it is evaluated and expl
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Union
@@ -167,12 +168,20 @@ class Program:
     def latest(self, policy_id: str) -> str:
         """The current version of a policy: its `superseded by` chain followed to the end (a name
         that is not loaded, a policy of another document, or a cycle ends it; lint reports each)."""
-        ids, seen = {p.id: p for p in self.policies}, {policy_id}
-        while (later := ids[policy_id].superseded_by) in ids and later not in seen \
-                and _document(ids[later]) == _document(ids[policy_id]):
-            seen.add(later)
-            policy_id = later
-        return policy_id
+        return self._latest[policy_id]
+
+    @functools.cached_property
+    def _latest(self) -> dict[str, str]:
+        """Every policy's current version, computed once (decisions ask per patient)."""
+        ids, out = {p.id: p for p in self.policies}, {}
+        for start in ids:
+            policy_id, seen = start, {start}
+            while (later := ids[policy_id].superseded_by) in ids and later not in seen \
+                    and _document(ids[later]) == _document(ids[policy_id]):
+                seen.add(later)
+                policy_id = later
+            out[start] = policy_id
+        return out
 
     def versions(self, policy_id: str) -> tuple[Policy, ...]:
         """Every version of the policy's document, earliest period first (itself alone when it has none)."""

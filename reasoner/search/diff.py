@@ -312,15 +312,40 @@ def _by_request(rule: ir.Rule) -> bool:
                if isinstance(n.test, ir.LEAVES))
 
 
-def group_of(program: ir.Program, pattern: Pattern) -> str:
+def group_of(program: ir.Program, pattern: Pattern, facts: dict | None = None) -> str:
     """"scope" when a side is decided by the request alone: no rule applies, or the deciding rule
     reads nothing but the request (a line of business the policy leaves out, a Medicare referral,
-    an indication it calls unproven); "criteria" otherwise."""
+    an indication it calls unproven); "criteria" otherwise. A catch-all denial ("criteria not
+    met") reached because a covering rule of that payer, in scope for this request (`facts`),
+    failed its criteria is a criteria difference: the request alone did not decide it."""
     for policy, rule in ((pattern.a, pattern.rule_a), (pattern.b, pattern.rule_b)):
-        r = next((r for r in program.policy(policy).rules if r.name == rule), None)
-        if r is None or _by_request(r):
+        rules = program.policy(policy).rules
+        r = next((r for r in rules if r.name == rule), None)
+        if r is None:
+            return "scope"
+        if _by_request(r) and not (facts is not None and _after_a_covering_rule(rules, r, facts)):
             return "scope"
     return "criteria"
+
+
+def _after_a_covering_rule(rules: tuple[ir.Rule, ...], deciding: ir.Rule, facts: dict) -> bool:
+    """Whether a rule before `deciding` would cover this request and reads more than the request:
+    the request was in its scope, so its criteria, not the request, made the difference."""
+    before = rules[:rules.index(deciding)]
+    return deciding.outcome.kind == "denied" and any(
+        r.outcome.kind == "covered" and not _by_request(r) and _in_scope(r, facts) for r in before)
+
+
+def _in_scope(rule: ir.Rule, facts: dict) -> bool:
+    """The request meets the rule's scope (its tests on service, indications, line of business)."""
+    for node in rule.scope:
+        test = node.test
+        if not isinstance(test, ir.OneOf):
+            return False  # a scope this cannot read is not claimed
+        value = facts.get(test.concept)
+        if not set(value if isinstance(value, (tuple, list)) else (value,)) & set(test.values):
+            return False
+    return True
 
 
 def witness_class(reasoner: Reasoner, pattern: Pattern, facts: dict, count: int) -> DisagreementClass:
@@ -332,7 +357,7 @@ def witness_class(reasoner: Reasoner, pattern: Pattern, facts: dict, count: int)
     a0 = describe_side(reasoner, patient, pattern.a, kb, set())
     b = describe_side(reasoner, patient, pattern.b, ka, {c.concept for c in a0.criteria})
     a = describe_side(reasoner, patient, pattern.a, kb, {c.concept for c in b.criteria}) if ka == "covered" else a0
-    return DisagreementClass(pattern, count, facts, a, b, group=group_of(program, pattern))
+    return DisagreementClass(pattern, count, facts, a, b, group=group_of(program, pattern, facts))
 
 
 # ---------------------------------------------------------------- which texts are compared
