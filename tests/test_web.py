@@ -154,6 +154,13 @@ def test_the_example_shows_every_payers_decision_as_check_does(client, example_q
     assert "Decisions for nonmalignant-implant" in text(page)
 
 
+def test_a_dated_request_shows_the_version_that_decided(client, example_qs):
+    """Dated 2017, CAM 70141 decides by its earlier version; the row says whose version it is."""
+    page = client.get(f"/member?{with_fact(example_qs, 'request_date', '2017-06-01')}").text
+    row = next(r for r in cells(page, "decisions") if r[0].startswith("cam70141"))
+    assert row[0].startswith("cam70141_pre2018") and "version of cam70141, in force 2014-01-15 to 2018-01-29" in row[0]
+
+
 def test_a_change_re_decides_and_marks_the_field(client, example_qs, loaded):
     response = client.get(f"/member/decide?{with_fact(example_qs, 'age', 'abc')}", headers=HTMX)
     assert response.status_code == 200
