@@ -28,6 +28,7 @@ def test_check_json(at_root):
         "subkind": None, "detail": None, "prior_auth": "required", "rule": "nonmalignant_implant",
         "rule_label": "Permanent pump for chronic non-malignant pain",
         "citation": {"document": "MP293", "section": "Non-malignant pain, Indications 1-7"}, "assumptions": [],
+        "version_of": None, "effective": {"from": "2017-02-01", "to": None},
     }
 
 

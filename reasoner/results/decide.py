@@ -23,7 +23,7 @@ class Decision:
     cite: ir.Citation | None
     assumptions: tuple[str, ...] = ()  # readings the decision rests on that the document does not state
     version_of: str | None = None  # the current policy, when an earlier version of it decided (by the date)
-    effective: tuple = (None, None)  # the deciding version's period, when it has earlier or later versions
+    effective: tuple = (None, None)  # the deciding policy's period (None: open), as its header states it
 
     def as_json(self) -> dict:
         return {
@@ -76,15 +76,14 @@ class Reasoner:
         if len(program.versions(decision.policy)) == 1:
             return decision
         latest = program.latest(decision.policy)
-        return replace(decision, version_of=None if latest == decision.policy else latest,
-                       effective=program.policy(decision.policy).effective)
+        return replace(decision, version_of=None if latest == decision.policy else latest)
 
     @staticmethod
     def decision(policy: ir.Policy, rule_name: str | None) -> Decision:
         if rule_name is None:
             return Decision(policy.id, policy.payer, policy.document, "not_addressed", None, None, None,
-                            None, NO_RULE, None, assumptions(policy))
+                            None, NO_RULE, None, assumptions(policy), effective=policy.effective)
         rule = next(r for r in policy.rules if r.name == rule_name)
         o = rule.outcome
         return Decision(policy.id, policy.payer, policy.document, o.kind, o.subkind, o.detail, o.prior_auth,
-                        rule.name, rule.label, rule.cite, assumptions(policy))
+                        rule.name, rule.label, rule.cite, assumptions(policy), effective=policy.effective)
