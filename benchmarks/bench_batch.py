@@ -131,7 +131,7 @@ def main() -> None:
         r = _child("fast_run", n)
         print(f"DuckDB backend: {n:>9,} patients x {r['payers']} payers in {r['seconds']:.2f} s = "
               f"{r['per_s']:,.0f} patients/s, peak {r['peak_mb']:.0f} MB, {r['per_s'] / ref['per_s']:,.0f}x pyDatalog")
-        rows.append([f"DuckDB decision query, {n:,} synthetic patients × {r['payers']} payers",
+        rows.append([f"DuckDB decision query, {n:,} synthetic patients × {r['payers']} policies",
                      f"{r['seconds']:.2f} s ({r['per_s']:,.0f} patients/s, {r['per_s'] / ref['per_s']:,.0f}× pyDatalog), "
                      f"peak {r['peak_mb']:.0f} MB"])
     cold = cold_start() * 1000

@@ -1,4 +1,4 @@
-"""Server-side time of one decision update in the workbench (`reasoner serve`), all five payers.
+"""Server-side time of one decision update in the workbench (`reasoner serve`), every current payer.
 
 A change on the Member form sends the whole member to `/member/decide`, which checks the values
 against the vocabulary, decides every payer with the reference engine and renders the decisions
@@ -98,7 +98,7 @@ def main(n: int = 200) -> None:
     client = TestClient(app, base_url="http://127.0.0.1").__enter__()  # one event loop for every request
     example = client.get("/member/example/nonmalignant_implant.yaml", follow_redirects=False).headers["location"]
     queries = _updates(example.split("?", 1)[1], n)
-    payers = len(site.payers)
+    payers = len(site.loaded.program.current)  # decisions are for the current payers
     through(client.get, queries[:20])  # warm up: each worker thread loads its own knowledge base once
     parts = in_handler(site, queries)
     asgi = through(client.get, queries)
