@@ -25,7 +25,7 @@ from reasoner.results import explain
 
 from reasoner.present import render
 from reasoner.language.check import DECISIONS
-from reasoner.results.decide import Reasoner
+from reasoner.results.decide import Reasoner, period_json
 from reasoner.errors import InputError, OutputError, PatientError, Problem, did_you_mean
 from reasoner.language.load import VOCABULARY_FILE, Loaded, lint, load, policy_files
 from reasoner.io.patient import Patient, load_patient, nested, to_yaml, validate
@@ -570,8 +570,8 @@ def diff_cmd(
     if report is not None and not report.resolve().parent.is_dir():
         _fail([Problem("--report", f"the folder of '{report}' does not exist; nothing was searched.")], as_json, EXIT_USAGE)
     err = render.console(stderr=True)
-    for pid, name in named.items():
-        if not as_json:
+    if not as_json:
+        for pid, name in named.items():
             err.print(f"{name}: compared as {pid} ({render.in_force(loaded.program.policy(pid).effective).lstrip('; ')})")
     with render.diff_progress(err) as progress:
         result = diff.search(loaded, chosen, service, indication, examples, seed, progress, lines)
@@ -658,8 +658,7 @@ def policies_cmd(policies: Optional[Path] = PoliciesOpt, as_json: bool = JsonOpt
     if as_json:
         print(json.dumps({"schema": "reasoner.policies/1", "policies": [
             {"id": p.id, "payer": p.payer, "document": p.document, "title": p.title, "version": p.version,
-             "effective": {"from": p.effective[0] and p.effective[0].isoformat(),
-                           "to": p.effective[1] and p.effective[1].isoformat()},
+             "effective": period_json(p.effective),
              "lines": list(p.lines), "source": p.source, "extends": p.extends,
              "current": loaded.program.is_current(p.id), "superseded_by": p.superseded_by,
              "versions": [v.id for v in loaded.program.versions(p.id)],

@@ -185,8 +185,15 @@ class Program:
 
     def versions(self, policy_id: str) -> tuple[Policy, ...]:
         """Every version of the policy's document, earliest period first (itself alone when it has none)."""
-        head = self.latest(policy_id)
-        return tuple(sorted((p for p in self.policies if self.latest(p.id) == head), key=_start))
+        return self._versions[self.latest(policy_id)]
+
+    @functools.cached_property
+    def _versions(self) -> dict[str, tuple[Policy, ...]]:
+        """Each current policy's versions, sorted once (every decision asks for them)."""
+        by_head: dict[str, list[Policy]] = {}
+        for p in self.policies:
+            by_head.setdefault(self.latest(p.id), []).append(p)
+        return {head: tuple(sorted(found, key=_start)) for head, found in by_head.items()}
 
     @property
     def current(self) -> tuple[Policy, ...]:

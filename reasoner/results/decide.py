@@ -33,9 +33,13 @@ class Decision:
             "citation": None if self.cite is None else {"document": self.cite.document, "section": self.cite.section},
             "assumptions": list(self.assumptions),
             "version_of": self.version_of,
-            "effective": {"from": self.effective[0] and self.effective[0].isoformat(),
-                          "to": self.effective[1] and self.effective[1].isoformat()},
+            "effective": period_json(self.effective),
         }
+
+
+def period_json(period: tuple) -> dict:
+    """An effective period as JSON: first and last day as YYYY-MM-DD, null where it is open."""
+    return {"from": period[0] and period[0].isoformat(), "to": period[1] and period[1].isoformat()}
 
 
 NO_RULE = "No rule of this policy applies to this request"
