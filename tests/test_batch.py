@@ -103,6 +103,25 @@ def test_parquet_input(tmp_path):
     assert (tmp_path / "o.csv").read_text().count("\n") == 1 + 3 * payers  # header, then 3 patients x the payers
 
 
+def test_typed_parquet_decides_and_reports_as_jsonl_does(tmp_path):
+    """A Parquet file in the vocabulary's own schema takes the typed path (no JSON per row); its
+    decisions and its bad-row messages are those of the same rows as JSONL."""
+    from reasoner.engines.intake import arrow_schema, typed_columns
+
+    rows = ROWS + [dict(ROWS[0], id="d", pain_trial_relief=150.5), dict(ROWS[1], id="e", service="pump")]
+    schema = arrow_schema(load(ROOT / "policies").vocab)
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    assert typed_columns(load(ROOT / "policies").vocab, pq.read_schema(path)) is not None
+    by_parquet = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "p.jsonl")])
+    source = _jsonl(tmp_path, rows)
+    by_jsonl = CliRunner().invoke(app, ["batch", str(source), "--out", str(tmp_path / "j.jsonl")])
+    assert by_parquet.exit_code == by_jsonl.exit_code == 0, by_parquet.output
+    assert (tmp_path / "p.jsonl").read_text() == (tmp_path / "j.jsonl").read_text()
+    assert f"{path}:4: field 'pain_trial_relief'" in by_parquet.output
+    assert by_parquet.output.replace(str(path), "F") == by_jsonl.output.replace(str(source), "F")
+
+
 @pytest.mark.parametrize("args, where", [
     (["--format", "xml"], "--format"), (["--on-error", "ignore"], "--on-error"), (["--format", "parquet"], "--format"),
 ])

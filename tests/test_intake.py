@@ -3,6 +3,7 @@ checks and messages of `reasoner check`) accepts too, with the same facts laid o
 Rows it does not accept go to `validate`, so the batch path gives check's verdicts on every row."""
 from __future__ import annotations
 
+import datetime
 import json
 
 import duckdb
@@ -11,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reasoner.engines.intake import intake_query
+from reasoner.engines.intake import LINE, arrow_schema, intake_query, typed_columns, typed_intake_query
 from reasoner.engines.sql import layout
 from reasoner.errors import InputError
-from reasoner.io.batch import _json
+from reasoner.io.batch import _as_json, _json
 from reasoner.io.patient import nested, validate
 from reasoner.language.load import load
 from reasoner.search.strategies import patients
@@ -127,3 +128,111 @@ def test_codes_map_by_the_longest_prefix_as_validate_does():
     texts = [json.dumps(dict(base, diagnoses=[code])) for code in ("M96.1", "G89.4", "C50.911", "Z99.9", "G90.51")]
     texts.append(json.dumps(dict(base, medications={"baclofen": None, "nsaid": {"outcome": "failed", "weeks": None}})))
     assert _assert_sound(texts) == len(texts)
+
+
+# ---------------------------------------------------------------- typed columns (Parquet)
+SCHEMA = arrow_schema(LOADED.vocab)
+
+
+def _typed(rows: list[dict], schema: pa.Schema = SCHEMA) -> tuple[list[dict], list[dict]]:
+    """The rows as a typed table: what the typed query says of each, and what the JSON query says
+    of the same row written as JSON by DuckDB (the text the fallback would be given)."""
+    table = pa.Table.from_pylist(rows, schema=schema)
+    texts = _as_json(table).to_pylist()
+    table = table.append_column(LINE, pa.array(range(1, len(rows) + 1), pa.int64()))
+    query = typed_intake_query(LOADED.vocab, LAYOUT, "chunk", table.schema)
+    assert query is not None
+    CON.register("chunk", table)
+    try:
+        typed = CON.sql(query).to_arrow_table().to_pylist()
+    finally:
+        CON.unregister("chunk")
+    return typed, _stage(texts), texts
+
+
+def _typed_row(data: dict) -> dict:
+    """A nested patient as Python values of the schema's types (dates as dates)."""
+    out = dict(data)
+    for name, value in data.items():
+        if LOADED.vocab.concepts.get(name) is not None and LOADED.vocab.concepts[name].kind == "date":
+            out[name] = datetime.date.fromisoformat(value)
+    return out
+
+
+def _assert_typed_sound(rows: list[dict]) -> int:
+    """Every row the typed query accepts, the JSON query accepts with the same facts, and so does
+    validate; returns how many it accepted."""
+    typed, by_json, texts = _typed(rows)
+    for t, j, text in zip(typed, by_json, texts):
+        if t["ok"]:
+            assert j["ok"] and t == j, text
+    _assert_sound([text for t, text in zip(typed, texts) if t["ok"]])
+    return sum(t["ok"] for t in typed)
+
+
+ODD = {"whole": [-1, 0, 10 ** 6, 2 ** 62, None], "number": [-1.0, 0.5, 3.0, 1e300, float("nan"), float("inf"), None],
+       "boolean": [None, True], "date": [datetime.date(1, 1, 1), datetime.date(9999, 12, 31), None],
+       "enum": ["", "unknown", "M96.1", "G90.5ZZZ", " trial", None],
+       "set": [[], ["x"], [None], ["other", "other"], None], "codes": [[], ["6235"], ["62350", "62350"], ["E0783"], [None]]}
+
+
+def _typed_mutations(data: dict) -> st.SearchStrategy:
+    plain = LOADED.vocab.plain()
+    keys = st.sampled_from(sorted(plain))
+    def change(key):
+        c = plain[key]
+        values = ODD["whole" if c.kind == "number" and c.whole else c.kind]
+        return st.sampled_from(values).map(lambda v: {**data, key: v})
+    return keys.flatmap(change)
+
+
+@pytest.mark.slow
+def test_typed_parquet_rows_read_as_their_json():
+    batch = _collect(patients(LOADED), 300)
+    rows = [_typed_row(nested(p.facts, LOADED.vocab)) | {"id": p.id} for p in batch]
+    assert _assert_typed_sound(rows) == len(rows)  # every valid generated patient takes the typed path
+    mutated = _collect(patients(LOADED).flatmap(lambda p: _typed_mutations(_typed_row(nested(p.facts, LOADED.vocab)))), 800)
+    assert 0 < _assert_typed_sound(mutated) < len(mutated)
+
+
+def test_typed_rows_that_validate_refuses_are_not_accepted():
+    base = {"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"}
+    rows = [dict(base, age=200), dict(base, age=-1), dict(base, ashworth_score=float("nan")), dict(base, service="pump"),
+            dict(base, indications=[]), dict(base, line_of_business=None), dict(base, diagnoses=["G90.5ZZZZ"]),
+            dict(base, procedure_codes=["6235"]), dict(base, pain_sites=["back", "back"]), dict(base, pain_sites=[None]),
+            dict(base, medications={"baclofen": {"outcome": "gone", "weeks": 3.0}})]
+    typed, by_json, texts = _typed(rows)
+    assert not any(t["ok"] for t in typed)
+    assert all(_verdict(text) is None for text in texts)
+    assert _typed([dict(base, age=40, medications={"baclofen": {"outcome": "failed"}})])[0][0]["ok"]
+
+
+def test_dates_beyond_year_9999_go_to_validate():
+    table = pa.table({"service": ["implant"], "indications": [["nonmalignant_pain"]], "line_of_business": ["commercial"],
+                      "request_date": pa.array([3_000_000], pa.int32()).cast(pa.date32()), LINE: pa.array([1], pa.int64())})
+    CON.register("chunk", table)
+    try:
+        assert CON.sql(typed_intake_query(LOADED.vocab, LAYOUT, "chunk", table.schema)).fetchall()[0][1] is False
+    finally:
+        CON.unregister("chunk")
+
+
+@pytest.mark.parametrize("field", [
+    pa.field("Age", pa.int64()),  # DuckDB would bind it to age: names are compared exactly
+    pa.field("age", pa.float32()),  # a float's JSON text is another double
+    pa.field("age", pa.decimal128(5, 1)),
+    pa.field("age", pa.string()),
+    pa.field("unknown", pa.bool_()),
+    pa.field("id", pa.int64()),
+    pa.field("pain_sites", pa.string()),
+    pa.field("medications", pa.struct([pa.field("aspirinx", pa.struct([pa.field("outcome", pa.string())]))])),
+    pa.field("medications", pa.struct([pa.field("aspirin", pa.struct([pa.field("dose", pa.string())]))])),
+])
+def test_files_with_other_columns_take_the_json_path(field):
+    schema = pa.schema([pa.field("service", pa.string()), field])
+    assert typed_columns(LOADED.vocab, schema) is None
+
+
+def test_the_documented_schema_takes_the_typed_path():
+    assert typed_columns(LOADED.vocab, SCHEMA) is not None
+    assert typed_columns(LOADED.vocab, pa.schema([pa.field("age", pa.null()), pa.field("request_date", pa.string())])) is not None

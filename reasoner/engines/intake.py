@@ -12,13 +12,22 @@ the SQL does not accept is handed to `validate`, which gives the verdict and the
 is one source of messages (the one `reasoner check` uses), and an unusual but valid spelling (a key
 given flat as `medications.baclofen.outcome`, a surrogate pair) is still decided, only more slowly.
 
+A file whose rows are already typed (Parquet) need not go through JSON at all: when each of its
+columns is a vocabulary field of a type that reads exactly as that field's JSON would,
+`typed_intake_query` checks the columns themselves, with the same checks and the same layout. The
+contract is then relative to the JSON path: a row it accepts, the JSON intake accepts too, written
+as DuckDB writes that row as JSON (the text the fallback is given), with the same facts.
+
 Every literal in the query comes from the checked vocabulary and IR (names, values, bounds, code
-prefixes); row content travels only as data.
+prefixes); a column is named in SQL only by its vocabulary name, after the file's own column names
+were compared with those names as data; row content travels only as data.
 """
 from __future__ import annotations
 
 import json
 import re
+
+import pyarrow as pa
 
 from reasoner.engines.sql import DOCUMENTED, Layout, literal
 from reasoner.language.vocab import CODE_SYSTEMS, CPT_HCPCS, Concept, Vocabulary
@@ -189,3 +198,152 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str) -> str:
             f"normal AS (SELECT line, t, s, k, ck, {', '.join(normal)} FROM typed), "
             f"checked AS (SELECT *, COALESCE(j_ok AND {ok}, FALSE) AS ok FROM (SELECT *, t IS NOT NULL AS j_ok FROM normal)) "
             f"SELECT line, ok, CASE WHEN ok THEN s.id END AS id, {', '.join(columns)} FROM checked")
+
+
+# ---------------------------------------------------------------- typed columns (Parquet)
+LINE = "_line"  # the row-number column added to a typed chunk (no vocabulary name starts so)
+
+
+def _text_type(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _reads_exactly(c: Concept, t: pa.DataType) -> bool:
+    """Whether a column of Arrow type `t` holds values of `c`'s kind that read as their JSON would:
+    integers and doubles (not floats or decimals, whose JSON text is a different double), booleans,
+    text, dates, lists of text. A column of nulls documents nothing, whatever the kind."""
+    if pa.types.is_null(t):
+        return True
+    if c.kind == "boolean":
+        return pa.types.is_boolean(t)
+    if c.kind == "number":
+        return pa.types.is_integer(t) or pa.types.is_float64(t)
+    if c.kind == "date":
+        return pa.types.is_date32(t) or _text_type(t)
+    if c.kind == "enum":
+        return _text_type(t)
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and _text_type(t.value_type)
+
+
+def _sql_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def typed_columns(vocab: Vocabulary, schema: pa.Schema) -> dict[str, tuple[str, pa.DataType]] | None:
+    """Field name (a concept, or `id` / `description`) -> (its SQL expression over the file's
+    columns, its Arrow type), when every column of the file is a vocabulary field read exactly;
+    None otherwise (the file then goes the JSON way, where unknown or mistyped fields are found
+    and explained per row). Names are compared exactly: DuckDB's are not case-sensitive."""
+    plain, out = vocab.plain(), {}
+    if len(set(schema.names)) != len(schema.names):
+        return None
+    for f in schema:
+        if f.name == LINE:
+            continue
+        if f.name in ("id", "description"):
+            if not (_text_type(f.type) or pa.types.is_null(f.type)):
+                return None
+            out[f.name] = (_sql_name(f.name), f.type)
+        elif f.name in plain:
+            if not _reads_exactly(plain[f.name], f.type):
+                return None
+            out[f.name] = (_sql_name(f.name), f.type)
+        elif f.name in vocab.records:
+            entries = _record_columns(vocab, vocab.records[f.name], f)
+            if entries is None:
+                return None
+            out.update(entries)
+        else:
+            return None
+    return out
+
+
+def _record_columns(vocab: Vocabulary, record, f: pa.Field) -> dict | None:
+    """A record column (a struct of entries, each a struct of fields) as its fields' columns."""
+    if pa.types.is_null(f.type):
+        return {}
+    if not pa.types.is_struct(f.type):
+        return None
+    keys, out = vocab.domains[record.key_domain], {}
+    for entry in f.type:
+        if entry.name not in keys or not (pa.types.is_struct(entry.type) or pa.types.is_null(entry.type)):
+            return None
+        for leaf in (entry.type if pa.types.is_struct(entry.type) else []):
+            name = record.concept(entry.name, leaf.name) if leaf.name in record.fields else None
+            if name is None or not _reads_exactly(vocab.concepts[name], leaf.type):
+                return None
+            path = f"struct_extract(struct_extract({_sql_name(f.name)}, {literal(entry.name)}), {literal(leaf.name)})"
+            out[name] = (path, leaf.type)
+    return out
+
+
+def _null(c: Concept) -> str:
+    kind = SQL_TYPES[c.kind]
+    return f"NULL::{kind[0]}[]" if isinstance(kind, list) else ("NULL::DATE" if c.kind == "date" else f"NULL::{kind}")
+
+
+def _arrow_type(c: Concept) -> pa.DataType:
+    if c.kind == "number":
+        return pa.int64() if c.whole else pa.float64()
+    return {"boolean": pa.bool_(), "date": pa.date32(), "enum": pa.string()}.get(c.kind, pa.list_(pa.string()))
+
+
+def arrow_schema(vocab: Vocabulary) -> pa.Schema:
+    """The Parquet schema whose files take the typed path: one column per concept (a record as a
+    struct of entries), named and typed as the vocabulary says (the README's batch section)."""
+    fields = [pa.field("id", pa.string())] + [pa.field(n, _arrow_type(c)) for n, c in vocab.plain().items()]
+    for name, record in vocab.records.items():
+        entries = [pa.field(key, pa.struct([pa.field(f, _arrow_type(vocab.concepts[record.concept(key, f)]))
+                                            for f in record.fields]))
+                   for key in vocab.domains[record.key_domain]]
+        fields.append(pa.field(name, pa.struct(entries)))
+    return pa.schema(fields)
+
+
+def _typed_normal(concepts: _Concepts, c: Concept, x: str, t: pa.DataType) -> str:
+    """The value of a typed column as the JSON path would read it (`_Concepts.normal`)."""
+    if pa.types.is_null(t):
+        return _null(c)
+    if c.kind == "number":
+        return f"CAST({x} AS DOUBLE)"
+    if c.kind == "date" and pa.types.is_date32(t):  # DuckDB writes only years 1-9999 as YYYY-MM-DD
+        return f"CASE WHEN year({x}) BETWEEN 1 AND 9999 THEN {x} END"
+    if c.kind == "date":
+        return (f"CASE WHEN regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
+                f"THEN TRY_CAST({x} AS DATE) END")
+    if c.kind == "enum":
+        return concepts.mapped(c, x)
+    if c.kind == "set":
+        return f"list_transform({x}, lambda e: {concepts.mapped(c, 'e')})"
+    return x
+
+
+def typed_intake_query(vocab: Vocabulary, layout: Layout, source: str, schema: pa.Schema) -> str | None:
+    """SELECT line, ok, id and the layout's columns from `source` (the file's columns and LINE),
+    or None when the schema is not one read exactly (`typed_columns`)."""
+    columns = typed_columns(vocab, schema)
+    if columns is None:
+        return None
+    concepts = _Concepts(vocab)
+    names = {name: f"f{i}" for i, name in enumerate(vocab.concepts)}
+    raw = {name: f"x{i}" for i, name in enumerate(vocab.concepts)}
+    given = [n for n in vocab.concepts if n in columns]
+    select = [f"{_sql_name(LINE)} AS line"] + [f"{columns[n][0]} AS {raw[n]}" for n in given]
+    select.append(f"{columns['id'][0]} AS id" if "id" in columns else "NULL::VARCHAR AS id")
+    normal = [f"{_typed_normal(concepts, vocab.concepts[n], raw[n], columns[n][1])} AS {names[n]}" for n in given]
+    normal += [f"{_null(vocab.concepts[n])} AS {names[n]}" for n in vocab.concepts if n not in columns]
+    checks = [f"({raw[n]} IS NULL OR {concepts.check(vocab.concepts[n], raw[n], names[n])})" for n in given]
+    request = [f"{names[n]} IS NOT NULL" + (f" AND len({names[n]}) > 0" if vocab.concepts[n].kind in ("set", "codes") else "")
+               for n in REQUEST if n in vocab.concepts]
+    ok = " AND ".join(request + checks) or "TRUE"
+    members: dict[str, list] = {}
+    for col in layout.columns:
+        members.setdefault(col.concept, []).append((col.name, col.member))
+    out = []
+    for concept, cols in members.items():
+        sql = concepts.values(vocab.concepts[concept], names[concept], [m for _, m in cols])
+        out += [f"CASE WHEN ok THEN {s} END AS {name}" for s, (name, _) in zip(sql, cols)]
+    return (f"WITH raw AS (SELECT {', '.join(select)} FROM {source}), "
+            f"normal AS (SELECT *, {', '.join(normal)} FROM raw), "
+            f"checked AS (SELECT *, COALESCE({ok}, FALSE) AS ok FROM normal) "
+            f"SELECT line, ok, CASE WHEN ok THEN id END AS id, {', '.join(out)} FROM checked")

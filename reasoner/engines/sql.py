@@ -119,6 +119,8 @@ class _Compiler:
         self.node_col: dict[str, str] = {}
         self.depth: dict[str, int] = {}
         self.expr: dict[str, str] = {}
+        self.uses: dict[str, set[str]] = {}  # node id -> the columns its expression reads
+        self._used: set[str] = set()
         for policy in program.policies:
             for rule in policy.rules:
                 for top in ir.rule_nodes(rule):
@@ -131,22 +133,29 @@ class _Compiler:
                 self.node(kid)
             self.node_col[node.id] = f"n{len(self.node_col)}"
             self.depth[node.id] = 1 + max((self.depth[k.id] for k in kids), default=0)
+            self._used = {self.node_col[k.id] for k in kids}
             self.expr[node.id] = self.test(node.test)
+            self.uses[node.id] = self._used
         return self.node_col[node.id]
 
+    def _column(self, concept: str, member=None) -> str:
+        name = self.table.column(concept, member)
+        self._used.add(name)
+        return name
+
     def _flags(self, concept: str, values) -> list[str]:
-        return [self.table.column(concept, v) for v in values]
+        return [self._column(concept, v) for v in values]
 
     def test(self, test: ir.Test) -> str:
         kind = self.vocab.concepts[test.concept].kind if isinstance(test, ir.LEAVES) else None
         match test:
             case ir.IsTrue(concept):
-                return f"COALESCE({self.table.column(concept)}, FALSE)"
+                return f"COALESCE({self._column(concept)}, FALSE)"
             case ir.Compare(concept, op, value, _):
                 op = "=" if op == "==" else op
-                return f"COALESCE({self.table.column(concept)} {op} {literal(value)}, FALSE)"
+                return f"COALESCE({self._column(concept)} {op} {literal(value)}, FALSE)"
             case ir.OneOf(concept, values) if kind == "enum":
-                return f"COALESCE({self.table.column(concept)} IN ({', '.join(map(literal, values))}), FALSE)"
+                return f"COALESCE({self._column(concept)} IN ({', '.join(map(literal, values))}), FALSE)"
             case ir.OneOf(concept, values):
                 return chain("OR", self._flags(concept, values)) if values else "FALSE"
             case ir.HasAll(concept, values):
@@ -154,9 +163,9 @@ class _Compiler:
             case ir.CountAtLeast(concept, values, n):
                 return f"({_count(self._flags(concept, values))} >= {n})"
             case ir.Documented(concept) if kind in ("set", "codes"):
-                return self.table.column(concept, DOCUMENTED)
+                return self._column(concept, DOCUMENTED)
             case ir.Documented(concept):
-                return f"({self.table.column(concept)} IS NOT NULL)"
+                return f"({self._column(concept)} IS NOT NULL)"
             case ir.All(children):
                 return chain("AND", [self.node_col[c.id] for c in children]) if children else "TRUE"
             case ir.Any(children):
@@ -167,12 +176,25 @@ class _Compiler:
                 return f"(NOT {self.node_col[child.id]})"
         raise AssertionError(test)
 
-    def layers(self, source: str) -> list[str]:
-        """One CTE per depth: each adds the node columns whose children are already there."""
+    def layers(self, source: str, final: set[str]) -> list[str]:
+        """One CTE per depth: each adds the node columns whose children are already there, and
+        carries on only the columns a later layer or the final SELECT (`final`) still reads:
+        carrying every column through every layer made planning, not deciding, the cost of a
+        chunk (a second per query at 1,400 nodes)."""
+        depth = max(self.depth.values(), default=0)
+        last: dict[str, int] = {name: depth + 1 for name in final}  # column -> last layer that reads it
+        for n, used in self.uses.items():
+            for name in used:
+                last[name] = max(last.get(name, 0), self.depth[n])
+        nodes = set(self.node_col.values())
         ctes, previous = [], source
-        for d in range(1, max(self.depth.values(), default=0) + 1):
-            cols = [f"{self.expr[n]} AS {self.node_col[n]}" for n in self.node_col if self.depth[n] == d]
-            ctes.append(f"layer{d} AS (SELECT *, {', '.join(cols)} FROM {previous})")
+        have = sorted(name for name in last if name not in nodes)  # the source's columns still read
+        for d in range(1, depth + 1):
+            new = [n for n in self.node_col if self.depth[n] == d]
+            kept = [name for name in have if last.get(name, 0) > d]
+            cols = kept + [f"{self.expr[n]} AS {self.node_col[n]}" for n in new]
+            ctes.append(f"layer{d} AS (SELECT {', '.join(cols)} FROM {previous})")
+            have = kept + [self.node_col[n] for n in new]
             previous = f"layer{d}"
         return ctes
 
@@ -183,14 +205,19 @@ def _fires(c: _Compiler, rule: ir.Rule) -> str:
     return chain("AND", parts) if parts else "TRUE"
 
 
-def _policy_columns(c: _Compiler, policy: ir.Policy) -> list[str]:
+def _scope(c: _Compiler, rule: ir.Rule) -> str:
+    return chain("AND", [c.node_col[n.id] for n in rule.scope]) if rule.scope else "TRUE"
+
+
+def _policy_columns(c: _Compiler, policy: ir.Policy, fires: dict[int, str], scopes: dict[int, str]) -> list[str]:
     """The deciding rule, its decision kind, and (unless covered) the failing criteria of every
-    covered rule whose scope the request is in: failing conditions and exceptions that hold."""
-    cases = " ".join(f"WHEN {_fires(c, r)} THEN {literal(r.name)}" for r in policy.rules)
-    kinds = " ".join(f"WHEN {_fires(c, r)} THEN {literal(r.outcome.kind)}" for r in policy.rules)
+    covered rule whose scope the request is in: failing conditions and exceptions that hold.
+    `fires` and `scopes` name each rule's columns of the rules layer (by the rule's id())."""
+    cases = " ".join(f"WHEN {fires[id(r)]} THEN {literal(r.name)}" for r in policy.rules)
+    kinds = " ".join(f"WHEN {fires[id(r)]} THEN {literal(r.outcome.kind)}" for r in policy.rules)
     failing = []
     for rule in (r for r in policy.rules if r.outcome.kind == "covered"):
-        scope = chain("AND", [c.node_col[n.id] for n in rule.scope]) if rule.scope else "TRUE"
+        scope = scopes[id(rule)]
         failing += [f"CASE WHEN {scope} AND NOT {c.node_col[x.id]} THEN {literal(x.id)} END"
                     for n in rule.conditions for x in criteria_of(n)]
         failing += [f"CASE WHEN {scope} AND {c.node_col[n.id]} THEN {literal(n.id)} END" for n in rule.exceptions]
@@ -222,6 +249,16 @@ def compile_query(program: ir.Program, vocab: Vocabulary, table: Layout, source:
     <id>__decision, <id>__failing from `source`; per current policy with earlier versions, the
     version that decides the row (<id>__version)."""
     c = _Compiler(program, vocab, table)
-    outputs = ["pid", *keep] + [col for p in program.policies for col in _policy_columns(c, p)]
+    rules = [r for p in program.policies for r in p.rules]
+    fires = {id(r): f"r{i}" for i, r in enumerate(rules)}
+    scopes = {id(r): f"s{i}" for i, r in enumerate(rules) if r.outcome.kind == "covered"}
+    outputs = ["pid", *keep] + [col for p in program.policies for col in _policy_columns(c, p, fires, scopes)]
     outputs += [_version_column(program, table, p) for p in versioned(program)]
-    return "WITH " + ",\n".join(c.layers(source)) + f"\nSELECT {', '.join(outputs)} FROM layer{max(c.depth.values())}"
+    read = {"pid", *keep} | ({table.column("request_date")} if versioned(program) else set())
+    for rule in rules:  # what the final SELECT reads besides the rules layer: the criteria it names
+        read |= {c.node_col[x.id] for n in rule.conditions for x in criteria_of(n)} | {c.node_col[n.id] for n in rule.exceptions}
+    final = read | {c.node_col[n.id] for r in rules for n in r.scope + r.conditions + r.exceptions}
+    ctes = c.layers(source, final)
+    flags = [f"{_fires(c, r)} AS {fires[id(r)]}" for r in rules] + [f"{_scope(c, r)} AS {scopes[id(r)]}" for r in rules if id(r) in scopes]
+    ctes.append(f"rules AS (SELECT {', '.join(sorted(read) + flags)} FROM layer{max(c.depth.values())})")
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(outputs)} FROM rules"

@@ -3,7 +3,10 @@
 Every input format becomes the same thing, a table of rows written as JSON text with their line
 (or row) number: JSONL lines as they are, CSV rows with their cells read by each concept's kind,
 Parquet rows turned into JSON by DuckDB. Each chunk is then checked and laid out by one SQL query
-compiled from the vocabulary (`engines/intake.py`), decided by the fast backend's query, and
+compiled from the vocabulary (`engines/intake.py`). A Parquet file whose columns are all
+vocabulary fields of types that read exactly (the usual case: a file written from our own
+vocabulary) skips the JSON: its typed columns are checked as they are, and only the rows that
+query does not accept are written as JSON for `validate`. Chunks are then decided by the fast backend's query, and
 written in long form (one row per patient and payer, with sub-kind, prior authorization, rule,
 citation and the failing criteria by name and label). Rows the SQL does not accept go to
 `reasoner.io.patient.validate`, the function `reasoner check` uses: it decides whether they are
@@ -30,7 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from reasoner.engines.duck import ARROW
-from reasoner.engines.intake import intake_query
+from reasoner.engines.intake import LINE, intake_query, typed_columns, typed_intake_query
 from reasoner.engines.sql import compile_query, layout, literal
 from reasoner.errors import InputError, PatientError, Problem, did_you_mean
 from reasoner.io.patient import RESERVED, json_object as _json_object, validate
@@ -40,7 +43,8 @@ from reasoner.language.load import Loaded
 from reasoner.results.decide import NO_RULE
 
 FORMATS = ("jsonl", "csv", "parquet")
-CHUNK = 20_000  # rows per query: larger plans fewer times, smaller needs less memory
+CHUNK = 20_000  # rows per query: larger plans fewer times (planning is about half a second), smaller needs less memory
+TYPED_CHUNK = 50_000  # typed Parquet rows are small in memory (no JSON text): fewer, larger queries
 MEMORY_LIMIT = "1GB"
 FORMULA = "^[=+\\-@\t\r]"  # a CSV cell starting so is a formula to a spreadsheet
 PLAIN_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")  # as patient files write numbers
@@ -90,6 +94,7 @@ class Chunk:
     texts: list[str] = field(default_factory=list)
     bad: dict[int, InputError] = field(default_factory=dict)
     arrow: pa.Table | None = None  # the rows already as a table (Parquet): no Python strings at all
+    typed: bool = False  # arrow holds the file's own typed columns and LINE, not (line, j)
 
     def __len__(self) -> int:
         return (self.arrow.num_rows if self.arrow is not None else len(self.lines)) + len(self.bad)
@@ -103,11 +108,25 @@ class Chunk:
 
     def text(self, lines: list[int]) -> dict[int, str]:
         """The JSON text of these rows (the few the SQL did not accept)."""
+        if not lines:
+            return {}
         if self.arrow is None:
             wanted = set(lines)
             return {n: t for n, t in zip(self.lines, self.texts) if n in wanted}
-        picked = self.arrow.filter(pc.is_in(self.arrow.column("line"), pa.array(lines, pa.int64())))
-        return dict(zip(picked.column("line").to_pylist(), picked.column("j").to_pylist()))
+        line = LINE if self.typed else "line"
+        picked = self.arrow.filter(pc.is_in(self.arrow.column(line), pa.array(lines, pa.int64())))
+        texts = _as_json(picked.drop_columns([LINE])) if self.typed else picked.column("j")
+        return dict(zip(picked.column(line).to_pylist(), texts.to_pylist()))
+
+
+def _as_json(table: pa.Table) -> pa.ChunkedArray:
+    """Typed rows as JSON text, written by DuckDB as the JSON path writes a Parquet row."""
+    con = duckdb.connect()
+    try:
+        con.register("rows", table)
+        return con.sql("SELECT to_json(t)::VARCHAR AS j FROM rows t").to_arrow_table().column(0)
+    finally:
+        con.close()
 
 
 def _json(line: bytes | str) -> object:
@@ -208,7 +227,29 @@ def _from_csv(record: dict, loaded: Loaded) -> dict:
     return out
 
 
-def _parquet(path: Path, size: int) -> Iterator[Chunk]:
+def _parquet(path: Path, size: int | None, loaded: Loaded) -> Iterator[Chunk]:
+    try:
+        parquet = pq.ParquetFile(path)
+        typed = typed_columns(loaded.vocab, parquet.schema_arrow) is not None
+    except (pa.ArrowException, OSError):
+        typed = False  # DuckDB's reader says what is wrong
+    return _typed_parquet(path, parquet, size or TYPED_CHUNK) if typed else _parquet_json(path, size or CHUNK)
+
+
+def _typed_parquet(path: Path, parquet: pq.ParquetFile, size: int) -> Iterator[Chunk]:
+    """The file's typed columns as they are, a chunk at a time, with their row numbers."""
+    number = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=size):
+            table = pa.Table.from_batches([batch])
+            lines = pa.array(range(number + 1, number + 1 + batch.num_rows), pa.int64())
+            yield Chunk(arrow=table.append_column(LINE, lines), typed=True)
+            number += batch.num_rows
+    except (pa.ArrowException, OSError) as err:
+        raise InputError([Problem(f"{path}: row {number + 1}", f"cannot be read ({str(err)[:200]}).")]) from None
+
+
+def _parquet_json(path: Path, size: int) -> Iterator[Chunk]:
     """Each row as JSON text, by DuckDB (dates as YYYY-MM-DD, lists as arrays, NULL as null, which
     like an absent field documents nothing). The file's column names stay data: no SQL is built
     from them."""
@@ -244,12 +285,14 @@ def _bulk(path: Path, size: int, loaded: Loaded) -> Iterator[Chunk]:
     yield chunk
 
 
-def chunks(path: Path, loaded: Loaded, size: int = CHUNK) -> Iterator[Chunk]:
+def chunks(path: Path, loaded: Loaded, size: int | None = None) -> Iterator[Chunk]:
+    """The file's rows, `size` at a time (by default CHUNK, or TYPED_CHUNK for typed Parquet)."""
     fmt = input_format(path)
+    if fmt == "parquet":
+        return _parquet(path, size, loaded)
+    size = size or CHUNK
     if fmt == "fhir-bulk":
         return _bulk(path, size, loaded)
-    if fmt == "parquet":
-        return _parquet(path, size)
     if fmt == "csv":
         return _csv(path, size, loaded)
     return _jsonl(path, size)
@@ -298,6 +341,8 @@ class Pipeline:
         # to a temporary folder beyond it rather than growing)
         self.con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
         self.intake = intake_query(vocab, self.layout, "chunk")
+        self._typed: dict[pa.Schema, str] = {}
+        self.staged: pa.Table | None = None  # the chunk as checked and laid out (line, ok, id, columns)
         decide = compile_query(program, vocab, self.layout, "staged", keep=("id",))
         self.con.register("rule_info", _rule_info(program))
         self.con.register("node_info", _node_info(program))
@@ -329,22 +374,32 @@ class Pipeline:
             for name in tables:
                 self.con.unregister(name)
 
-    def run(self, sql: str, **tables: pa.Table) -> pa.Table:
-        with self._registered("deciding a chunk", **tables):
+    def run(self, sql: str, what: str = "deciding a chunk", **tables: pa.Table) -> pa.Table:
+        with self._registered(what, **tables):
             return self.con.sql(sql).to_arrow_table()
 
     def stage(self, chunk: Chunk) -> list[int]:
-        """Check and lay out a chunk inside DuckDB (table `staged_all`); the lines it did not accept."""
-        with self._registered(f"a chunk of {len(chunk.lines):,} rows", chunk=chunk.table()):
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE staged_all AS {self.intake}")
-            return [line for (line,) in
-                    self.con.execute("SELECT line FROM staged_all WHERE NOT ok ORDER BY line").fetchall()]
+        """Check and lay out a chunk inside DuckDB (kept as an Arrow table, `staged_all` to the
+        queries that follow: no DuckDB table is written and read back); the lines it did not accept."""
+        self.staged = self.run(self._intake(chunk), what=f"a chunk of {len(chunk):,} rows", chunk=chunk.table())
+        return sorted(self.staged.filter(pc.invert(self.staged.column("ok"))).column("line").to_pylist())
+
+    def _intake(self, chunk: Chunk) -> str:
+        """The intake query for the chunk: over JSON text, or over the typed columns of its file
+        (compiled once per file schema)."""
+        if not chunk.typed:
+            return self.intake
+        schema = chunk.arrow.schema
+        if schema not in self._typed:
+            self._typed[schema] = typed_intake_query(self.vocab, self.layout, "chunk", schema)
+        return self._typed[schema]
 
     def add(self, rescued: pa.Table) -> None:
         """Rows validate accepted after the SQL did not: decided with the others."""
         if rescued.num_rows:
-            with self._registered("adding rescued rows", rescued=rescued):
-                self.con.execute("INSERT INTO staged_all SELECT pid AS line, TRUE AS ok, * EXCLUDE (pid) FROM rescued")
+            ok = pa.array([True] * rescued.num_rows, pa.bool_())
+            rows = rescued.rename_columns(["line", *rescued.column_names[1:]]).add_column(1, "ok", ok)
+            self.staged = pa.concat_tables([self.staged, rows.cast(self.staged.schema)])
 
     def fallback(self, rows: list[tuple[int, object]], where: str, problems: list[Problem]) -> pa.Table:
         """Rows the SQL did not accept, judged by `validate` (the messages `check` gives)."""
@@ -367,9 +422,9 @@ class Pipeline:
     def decisions(self) -> pa.Table:
         """Every accepted row of the staged chunk, decided and laid out long, in input order."""
         if self.spark is None:
-            return self.run(self.output)
-        staged = self.run(STAGED).cast(self.schema)
-        return self.run(self.output, decided=self.spark.run_arrow(staged))
+            return self.run(self.output, staged_all=self.staged)
+        staged = self.run(STAGED, staged_all=self.staged).cast(self.schema)
+        return self.run(self.output, decided=self.spark.run_arrow(staged), staged_all=self.staged)
 
     def close(self) -> None:
         if self.spark is not None:
@@ -430,14 +485,14 @@ def _output_query(program: ir.Program, csv_cells: bool, decide: str | None) -> s
     select = ", ".join(f"{e} AS {n}" for n, e in cols.items())
     union = " UNION ALL ".join(parts) if parts else "SELECT NULL::BIGINT AS pid, NULL AS id, NULL AS payer, NULL AS version, 0 AS k, " \
         "NULL AS rule, NULL AS decision, NULL AS failing WHERE FALSE"
-    decided = f"staged AS ({STAGED}), decided AS ({decide}), " if decide else ""
+    decided = f"staged AS ({STAGED}), decided AS MATERIALIZED ({decide}), " if decide else ""
     return (f"WITH {decided}u AS ({union}), m AS (SELECT MAP(list(id), list(name)) AS names, MAP(list(id), list(label)) AS labels "
             f"FROM node_info) SELECT {select} FROM u CROSS JOIN m LEFT JOIN rule_info r ON r.payer = u.version "
             f"AND r.rule = u.rule ORDER BY u.pid, u.k")
 
 
 def adjudicate(path: Path, loaded: Loaded, pipeline: Pipeline, writer: "Writer", on_error: str,
-               problems: list[Problem], progress=None, chunk: int = CHUNK) -> Report:
+               problems: list[Problem], progress=None, chunk: int | None = None) -> Report:
     """Decide every valid row of `path`; invalid rows go to `problems` (and stop the run if
     `on_error` is 'reject', raising PatientError)."""
     report = Report()
