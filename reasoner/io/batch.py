@@ -45,7 +45,7 @@ from reasoner.results.decide import NO_RULE
 FORMATS = ("jsonl", "csv", "parquet")
 CHUNK = 20_000  # rows per query: larger plans fewer times (planning is about half a second), smaller needs less memory
 TYPED_CHUNK = 50_000  # typed Parquet rows are small in memory (no JSON text): fewer, larger queries
-MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT = "768MB"  # DuckDB's share: the input and staged chunks live beside it as Arrow; the run stays under 1 GB
 FORMULA = "^[=+\\-@\t\r]"  # a CSV cell starting so is a formula to a spreadsheet
 PLAIN_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")  # as patient files write numbers
 OUTPUT = ("row", "id", "payer", "version", "decision", "subkind", "prior_auth", "rule", "rule_label", "citation",
