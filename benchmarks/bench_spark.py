@@ -61,9 +61,9 @@ def main() -> None:
             spark_s = time.perf_counter() - start
             if not _same(duck_out, spark_out):
                 raise SystemExit(f"Spark and DuckDB decided the {n:,} patients differently")
-            print(f"{n:>9,} patients x {payers} payers, Parquet to Parquet: DuckDB {duck_s:.2f} s, "
+            print(f"{n:>9,} patients x {payers} policies, Parquet to Parquet: DuckDB {duck_s:.2f} s, "
                   f"Spark local[2] {spark_s:.2f} s (equal results)")
-            rows.append([f"{n:,} synthetic patients × {payers} payers", f"{duck_s:.2f} s", f"{spark_s:.2f} s",
+            rows.append([f"{n:,} synthetic patients × {payers} policies", f"{duck_s:.2f} s", f"{spark_s:.2f} s",
                          "identical"])
     spark.close()
     print(f"Spark session start-up: {startup:.1f} s")

@@ -141,6 +141,18 @@ def _spec(vocab: Vocabulary) -> str:
     return json.dumps(spec)
 
 
+def _laid_out(concepts: _Concepts, layout: Layout, names: dict[str, str]) -> list[str]:
+    """The layout's columns from each concept's value as read (`names`), NULL unless the row is ok."""
+    members: dict[str, list] = {}
+    for col in layout.columns:
+        members.setdefault(col.concept, []).append((col.name, col.member))
+    out = []
+    for concept, cols in members.items():
+        sql = concepts.values(concepts.vocab.concepts[concept], names[concept], [m for _, m in cols])
+        out += [f"CASE WHEN ok THEN {s} END AS {name}" for s, (name, _) in zip(sql, cols)]
+    return out
+
+
 def intake_query(vocab: Vocabulary, layout: Layout, source: str) -> str:
     """SELECT line, ok, id and the layout's columns from `source` (columns `line`, `j`)."""
     concepts = _Concepts(vocab)
@@ -180,13 +192,7 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str) -> str:
     request = [f"NOT {absent[n]}" + (f" AND len({names[n]}) > 0" if vocab.concepts[n].kind in ("set", "codes") else "")
                for n in REQUEST if n in vocab.concepts]
     ok = " AND ".join([_keys_ok("t[1]", "k", known), *request, *checks])
-    members: dict[str, list] = {}
-    for col in layout.columns:
-        members.setdefault(col.concept, []).append((col.name, col.member))
-    columns = []
-    for concept, cols in members.items():
-        sql = concepts.values(vocab.concepts[concept], names[concept], [m for _, m in cols])
-        columns += [f"CASE WHEN ok THEN {s} END AS {name}" for s, (name, _) in zip(sql, cols)]
+    columns = _laid_out(concepts, layout, names)
     # a surrogate escape (\ud800) is valid JSON but not valid text: validate() explains it
     usable = "json_valid(j) AND NOT regexp_matches(j, '\\\\[uU][dD][89abAB]')"
     record_keys = (f"CASE WHEN {any_record} THEN json_keys(j, [{', '.join(map(literal, container_paths))}]) END"
@@ -336,13 +342,7 @@ def typed_intake_query(vocab: Vocabulary, layout: Layout, source: str, schema: p
     request = [f"{names[n]} IS NOT NULL" + (f" AND len({names[n]}) > 0" if vocab.concepts[n].kind in ("set", "codes") else "")
                for n in REQUEST if n in vocab.concepts]
     ok = " AND ".join(request + checks) or "TRUE"
-    members: dict[str, list] = {}
-    for col in layout.columns:
-        members.setdefault(col.concept, []).append((col.name, col.member))
-    out = []
-    for concept, cols in members.items():
-        sql = concepts.values(vocab.concepts[concept], names[concept], [m for _, m in cols])
-        out += [f"CASE WHEN ok THEN {s} END AS {name}" for s, (name, _) in zip(sql, cols)]
+    out = _laid_out(concepts, layout, names)
     return (f"WITH raw AS (SELECT {', '.join(select)} FROM {source}), "
             f"normal AS (SELECT *, {', '.join(normal)} FROM raw), "
             f"checked AS (SELECT *, COALESCE({ok}, FALSE) AS ok FROM normal) "
