@@ -223,6 +223,7 @@ def test_dates_beyond_year_9999_go_to_validate():
     pa.field("age", pa.decimal128(5, 1)),
     pa.field("age", pa.string()),
     pa.field("unknown", pa.bool_()),
+    pa.field(LINE, pa.int64()),  # the name typed chunks give their row numbers
     pa.field("id", pa.int64()),
     pa.field("pain_sites", pa.string()),
     pa.field("medications", pa.struct([pa.field("aspirinx", pa.struct([pa.field("outcome", pa.string())]))])),

@@ -207,7 +207,7 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str) -> str:
 
 
 # ---------------------------------------------------------------- typed columns (Parquet)
-LINE = "_line"  # the row-number column added to a typed chunk (no vocabulary name starts so)
+LINE = "_line"  # the row-number column added to a typed chunk (a file with a column so named goes the JSON way)
 
 
 def _text_type(t: pa.DataType) -> bool:
@@ -244,8 +244,6 @@ def typed_columns(vocab: Vocabulary, schema: pa.Schema) -> dict[str, tuple[str, 
     if len(set(schema.names)) != len(schema.names):
         return None
     for f in schema:
-        if f.name == LINE:
-            continue
         if f.name in ("id", "description"):
             if not (_text_type(f.type) or pa.types.is_null(f.type)):
                 return None
@@ -327,7 +325,7 @@ def _typed_normal(concepts: _Concepts, c: Concept, x: str, t: pa.DataType) -> st
 def typed_intake_query(vocab: Vocabulary, layout: Layout, source: str, schema: pa.Schema) -> str | None:
     """SELECT line, ok, id and the layout's columns from `source` (the file's columns and LINE),
     or None when the schema is not one read exactly (`typed_columns`)."""
-    columns = typed_columns(vocab, schema)
+    columns = typed_columns(vocab, pa.schema([f for f in schema if f.name != LINE]))
     if columns is None:
         return None
     concepts = _Concepts(vocab)
