@@ -134,7 +134,7 @@ def test_codes_map_by_the_longest_prefix_as_validate_does():
 SCHEMA = arrow_schema(LOADED.vocab)
 
 
-def _typed(rows: list[dict], schema: pa.Schema = SCHEMA) -> tuple[list[dict], list[dict]]:
+def _typed(rows: list[dict], schema: pa.Schema = SCHEMA) -> tuple[list[dict], list[dict], list[str]]:
     """The rows as a typed table: what the typed query says of each, and what the JSON query says
     of the same row written as JSON by DuckDB (the text the fallback would be given)."""
     table = pa.Table.from_pylist(rows, schema=schema)

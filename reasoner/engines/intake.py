@@ -50,6 +50,17 @@ def _text(x: str) -> str:
     return f"json_extract_string({x}, '$')"
 
 
+def _date_text(x: str) -> str:
+    """A text value as a date, when it is written YYYY-MM-DD and is a day of the calendar."""
+    return f"CASE WHEN regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN TRY_CAST({x} AS DATE) END"
+
+
+def _requested(vocab: Vocabulary, names: dict[str, str]) -> list[str]:
+    """The request is stated: service, indications (at least one) and line of business, as read."""
+    return [f"{names[n]} IS NOT NULL" + (f" AND len({names[n]}) > 0" if vocab.concepts[n].kind in ("set", "codes") else "")
+            for n in REQUEST if n in vocab.concepts]
+
+
 SQL_TYPES = {"boolean": "BOOLEAN", "number": "DOUBLE", "date": "VARCHAR", "enum": "VARCHAR", "set": ["VARCHAR"],
              "codes": ["VARCHAR"]}
 
@@ -88,8 +99,7 @@ class _Concepts:
         if kind == "number":
             return f"CASE WHEN {t} IN {NUMBER_TYPES} THEN {x} END"
         if kind == "date":
-            return (f"CASE WHEN {t} = 'VARCHAR' AND regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
-                    f"THEN TRY_CAST({x} AS DATE) END")
+            return f"CASE WHEN {t} = 'VARCHAR' THEN {_date_text(x)} END"
         if kind == "enum":
             return f"CASE WHEN {t} = 'VARCHAR' THEN {self.mapped(c, x)} END"
         if kind == "set":  # an item that is not text reads as text no value is named by
@@ -189,9 +199,7 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str) -> str:
         check = _keys_ok(t, f"ck[{i}]", allowed)
         checks.append(f"({absent[key]} OR {check})")
     known = list(vocab.plain()) + list(vocab.records) + ["id", "description"]
-    request = [f"NOT {absent[n]}" + (f" AND len({names[n]}) > 0" if vocab.concepts[n].kind in ("set", "codes") else "")
-               for n in REQUEST if n in vocab.concepts]
-    ok = " AND ".join([_keys_ok("t[1]", "k", known), *request, *checks])
+    ok = " AND ".join([_keys_ok("t[1]", "k", known), *_requested(vocab, names), *checks])
     columns = _laid_out(concepts, layout, names)
     # a surrogate escape (\ud800) is valid JSON but not valid text: validate() explains it
     usable = "json_valid(j) AND NOT regexp_matches(j, '\\\\[uU][dD][89abAB]')"
@@ -313,8 +321,7 @@ def _typed_normal(concepts: _Concepts, c: Concept, x: str, t: pa.DataType) -> st
     if c.kind == "date" and pa.types.is_date32(t):  # DuckDB writes only years 1-9999 as YYYY-MM-DD
         return f"CASE WHEN year({x}) BETWEEN 1 AND 9999 THEN {x} END"
     if c.kind == "date":
-        return (f"CASE WHEN regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
-                f"THEN TRY_CAST({x} AS DATE) END")
+        return _date_text(x)
     if c.kind == "enum":
         return concepts.mapped(c, x)
     if c.kind == "set":
@@ -337,9 +344,7 @@ def typed_intake_query(vocab: Vocabulary, layout: Layout, source: str, schema: p
     normal = [f"{_typed_normal(concepts, vocab.concepts[n], raw[n], columns[n][1])} AS {names[n]}" for n in given]
     normal += [f"{_null(vocab.concepts[n])} AS {names[n]}" for n in vocab.concepts if n not in columns]
     checks = [f"({raw[n]} IS NULL OR {concepts.check(vocab.concepts[n], raw[n], names[n])})" for n in given]
-    request = [f"{names[n]} IS NOT NULL" + (f" AND len({names[n]}) > 0" if vocab.concepts[n].kind in ("set", "codes") else "")
-               for n in REQUEST if n in vocab.concepts]
-    ok = " AND ".join(request + checks) or "TRUE"
+    ok = " AND ".join(_requested(vocab, names) + checks) or "TRUE"
     out = _laid_out(concepts, layout, names)
     return (f"WITH raw AS (SELECT {', '.join(select)} FROM {source}), "
             f"normal AS (SELECT *, {', '.join(normal)} FROM raw), "
