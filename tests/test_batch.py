@@ -122,6 +122,46 @@ def test_typed_parquet_decides_and_reports_as_jsonl_does(tmp_path):
     assert by_parquet.output.replace(str(path), "F") == by_jsonl.output.replace(str(source), "F")
 
 
+def test_many_chunks_keep_input_order_with_rows_put_back_in_place(tmp_path, loaded):
+    """The two streaming queries run on two threads over many chunks: the output stays in input
+    order, then payer order; a row only `validate` accepts (a key written flat) is decided in its
+    place, as its nested spelling is; bad rows are reported by line and leave no gap elsewhere."""
+    lines, expected = [], []
+    for n in range(1, 12_001):
+        row = dict(ROWS[n % 3], id=f"r{n}")
+        if n % 997 == 0:
+            lines.append(json.dumps({k: v for k, v in row.items() if k != "medications"}
+                                    | {"medications.nsaid.outcome": "failed"}) + "\n")
+        elif n % 1009 == 0:
+            lines.append(json.dumps(dict(row, age=500)) + "\n")
+        elif n % 1013 == 0:
+            lines.append("{not json\n")
+        elif n % 1019 == 0:
+            lines.append('{"id": "\udcff"}\n')  # a byte that is not UTF-8: known bad before any check
+        else:
+            lines.append(json.dumps(row) + "\n")
+        if n % 1009 and n % 1013 and n % 1019 or n % 997 == 0:
+            expected.append((n, row["id"], n % 3))
+    source = tmp_path / "in.jsonl"
+    source.write_bytes("".join(lines).encode("utf-8", "surrogateescape"))
+    out = tmp_path / "o.jsonl"
+    result = CliRunner().invoke(app, ["batch", str(source), "--out", str(out), "--chunk", "1000"])
+    assert result.exit_code == 0, result.output
+    payers = [p.id for p in loaded.program.current]
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(o["row"], o["id"], o["payer"]) for o in got] == [(n, i, p) for n, i, _ in expected for p in payers]
+    decided = {}  # what each of the three rows gets, from its plainly written copies
+    for (n, _, kind), o in zip([e for e in expected for _ in payers], got):
+        if n % 997:
+            decided.setdefault((kind, o["payer"]), (o["rule"], o["decision"], o["failing"]))
+    for (n, _, kind), o in zip([e for e in expected for _ in payers], got):
+        assert (o["rule"], o["decision"], o["failing"]) == decided[(kind, o["payer"])], n
+    assert f"{source}:1009: field 'age'" in result.output and f"{source}:1013:" in result.output
+    assert f"{source}:1019:" in result.output and "not valid UTF-8" in result.output
+    summary = f"12000 row(s) read, {len(expected)} decided, {12_000 - len(expected)} rejected as invalid"
+    assert summary in result.output
+
+
 @pytest.mark.parametrize("args, where", [
     (["--format", "xml"], "--format"), (["--on-error", "ignore"], "--on-error"), (["--format", "parquet"], "--format"),
 ])

@@ -7,6 +7,7 @@ a partial file that looks complete.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -83,13 +84,20 @@ def test_a_killed_run_leaves_no_file_where_there_was_none_and_the_next_run_clean
 
 @pytest.mark.slow
 def test_a_second_writer_is_refused_while_the_first_runs(tmp_path):
-    """The first run has 60,000 rows to write (about 20 s), far longer than the second needs to start."""
-    out = tmp_path / "out.jsonl"
-    first = _start(_rows(tmp_path / "first.jsonl", 60_000), "--out", out, "--chunk", "2000")
-    _wait_for_partial(out, first)
-    other = _rows(tmp_path / "q.jsonl", 50, prefix="q")
-    second = subprocess.run([*CLI, "batch", "--payer", "uhc", str(other), "--out", str(out)], capture_output=True)
-    assert second.returncode == EXIT_OUTPUT and b"another run is writing this file" in second.stderr
+    """The first run reads a pipe the test holds open: it is still running, whatever the
+    machine's speed, when the second starts; then it gets the rest of its rows and ends."""
+    out, pipe = tmp_path / "out.jsonl", tmp_path / "first.jsonl"
+    os.mkfifo(pipe)
+    first = _start(pipe, "--out", out)
+    rows = _rows(tmp_path / "rows.jsonl", 60_000).read_bytes().splitlines(keepends=True)
+    with pipe.open("wb") as feed:
+        feed.writelines(rows[:50_000])  # output lags a chunk or two behind what has been read
+        feed.flush()
+        _wait_for_partial(out, first)
+        other = _rows(tmp_path / "q.jsonl", 50, prefix="q")
+        second = subprocess.run([*CLI, "batch", "--payer", "uhc", str(other), "--out", str(out)], capture_output=True)
+        assert second.returncode == EXIT_OUTPUT and b"another run is writing this file" in second.stderr
+        feed.writelines(rows[50_000:])
     first.communicate(timeout=300)
     assert first.returncode == 0
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]

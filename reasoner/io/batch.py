@@ -1,26 +1,29 @@
-"""Batch adjudication: a file of patients in, a file of decisions out, a chunk at a time.
+"""Batch adjudication: a file of patients in, a file of decisions out, streamed.
 
-Every input format becomes the same thing, a table of rows written as JSON text with their line
+Every input format becomes the same thing, a stream of rows written as JSON text with their line
 (or row) number: JSONL lines as they are, CSV rows with their cells read by each concept's kind,
-Parquet rows turned into JSON by DuckDB. Each chunk is then checked and laid out by one SQL query
-compiled from the vocabulary (`engines/intake.py`). A Parquet file whose columns are all
-vocabulary fields of types that read exactly (the usual case: a file written from our own
-vocabulary) skips the JSON: its typed columns are checked as they are, and only the rows that
-query does not accept are written as JSON for `validate`. Chunks are then decided by the fast backend's query, and
-written in long form (one row per patient and payer, with sub-kind, prior authorization, rule,
-citation and the failing criteria by name and label). Rows the SQL does not accept go to
-`reasoner.io.patient.validate`, the function `reasoner check` uses: it decides whether they are
-really invalid, and its messages are the ones reported. Memory stays flat: one chunk at a time.
+Parquet rows turned into JSON by DuckDB. One SQL query compiled from the vocabulary checks and
+lays out the stream (`engines/intake.py`). A Parquet file whose columns are all vocabulary fields
+of types that read exactly (the usual case: a file written from our own vocabulary) skips the
+JSON: its typed columns are checked as they are, and only the rows that query does not accept are
+written as JSON for `validate`. A second query decides the checked rows with the fast backend's
+SQL and writes them in long form (one row per patient and payer, with sub-kind, prior
+authorization, rule, citation and the failing criteria by name and label). Each query is planned
+once per run and streams: memory stays flat, whatever the number of rows.
 
-A malformed row is reported with its line (or row) number: skipped, or the whole run rejected, as
-the caller chooses; never silently dropped, and never the end of the run.
+Rows the intake query does not accept go to `reasoner.io.patient.validate`, the function
+`reasoner check` uses: it decides whether they are really invalid, and its messages are the ones
+reported; a row it accepts is decided in its place. A malformed row is reported with its line (or
+row) number: skipped, or the whole run rejected, as the caller chooses; never silently dropped,
+and never the end of the run.
 """
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import re
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,9 +46,12 @@ from reasoner.language.load import Loaded
 from reasoner.results.decide import NO_RULE
 
 FORMATS = ("jsonl", "csv", "parquet")
-CHUNK = 20_000  # rows per query: larger plans fewer times (planning is about half a second), smaller needs less memory
-TYPED_CHUNK = 50_000  # typed Parquet rows are small in memory (no JSON text): fewer, larger queries
-MEMORY_LIMIT = "768MB"  # DuckDB's share: the input and staged chunks live beside it as Arrow; the run stays under 1 GB
+CHUNK = 20_000  # rows read at a time (and decided at a time on Spark)
+TYPED_CHUNK = 50_000  # typed Parquet rows are small in memory (no JSON text)
+CHECKED_BATCH = 4_096  # rows per batch between the two queries: each holds every layout column
+OUTPUT_BATCH = 20_000  # decision rows per table written
+MEMORY_LIMIT = "640MB"  # the intake query's: JSON is parsed into every field at once
+DECIDE_MEMORY = "256MB"  # the decision query's: it streams, holding a few batches
 FORMULA = "^[=+\\-@\t\r]"  # a CSV cell starting so is a formula to a spreadsheet
 PLAIN_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")  # as patient files write numbers
 OUTPUT = ("row", "id", "payer", "version", "decision", "subkind", "prior_auth", "rule", "rule_label", "citation",
@@ -99,12 +105,22 @@ class Chunk:
     def __len__(self) -> int:
         return (self.arrow.num_rows if self.arrow is not None else len(self.lines)) + len(self.bad)
 
+    def last(self) -> int:
+        """The chunk's last line (or row) number, 0 for an empty chunk."""
+        if self.arrow is not None and self.arrow.num_rows:
+            last = self.arrow.column(LINE if self.typed else "line")[-1].as_py()
+        else:
+            last = self.lines[-1] if self.lines else 0
+        return max([last, *self.bad])
+
     def table(self) -> pa.Table:
-        """In record batches of a few thousand rows: DuckDB scans one batch per thread at a time,
-        so a single batch would keep the other cores idle."""
+        """In small record batches: DuckDB scans one batch per thread at a time, so a single
+        batch would keep the other cores idle; and JSON rows cost DuckDB memory in proportion to
+        the batch it parses (measured on 200,000 rows: 810 MB at 512 rows a batch, 1.14 GB at 2,048)."""
         table = self.arrow if self.arrow is not None else \
             pa.table({"line": pa.array(self.lines, pa.int64()), "j": pa.array(self.texts, pa.string())})
-        return pa.Table.from_batches(table.to_batches(max_chunksize=4096), table.schema)
+        size = 4096 if self.typed else 512
+        return pa.Table.from_batches(table.to_batches(max_chunksize=size), table.schema)
 
     def text(self, lines: list[int]) -> dict[int, str]:
         """The JSON text of these rows (the few the SQL did not accept)."""
@@ -325,11 +341,64 @@ def reason_of(problem: Problem) -> str:
 
 
 class OutOfMemory(Exception):
-    """A chunk did not fit in the memory DuckDB may use (MEMORY_LIMIT)."""
+    """A query did not fit in the memory DuckDB may use (MEMORY_LIMIT, DECIDE_MEMORY)."""
+
+
+def _connect(memory: str) -> duckdb.DuckDBPyConnection:
+    """A connection for one of the run's two streaming queries. DuckDB keeps freed buffers for
+    reuse; a limit keeps a long run's memory flat. Its rewrite of long IN lists into joins is
+    off: a join may hand rows back out of input order, and the output keeps input order without
+    sorting (tests/test_batch.py holds the order on inputs of many chunks)."""
+    con = duckdb.connect(config={"memory_limit": memory})
+    con.execute("SET disabled_optimizers = 'in_clause'")
+    return con
+
+
+class _Feed:
+    """The input's chunks on their way through the intake query: handed to DuckDB as a stream of
+    Arrow batches, and kept until every row of theirs has come back checked (a row the query did
+    not accept is then read again from its chunk, for `validate`)."""
+
+    def __init__(self, parts: Iterator[Chunk], first: Chunk, report: Report):
+        self.parts, self.first, self.report = parts, first, report
+        self.waiting: deque[tuple[Chunk, int]] = deque()  # with its number of rows, bad ones included
+        self.failure: BaseException | None = None
+
+    def reader(self) -> pa.RecordBatchReader:
+        def batches():
+            try:
+                for part in itertools.chain([self.first], self.parts):
+                    self.waiting.append((part, len(part)))
+                    yield from part.table().to_batches()
+            except BaseException as err:  # raised again by the run: DuckDB would make it an error of its own
+                self.failure = err
+        first = self.first.table()
+        return pa.RecordBatchReader.from_batches(first.schema, batches())
+
+    def texts(self, lines: list[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for part, _ in self.waiting:
+            out.update(part.text(lines))
+        return out
+
+    def settle(self, upto: int | None) -> list[tuple[int, InputError]]:
+        """The rows known bad before any check, up to line `upto` (None: all); chunks whose rows
+        have all come back are let go and counted as read."""
+        bad = []
+        for part, _ in self.waiting:
+            for line in [n for n in part.bad if upto is None or n <= upto]:
+                bad.append((line, part.bad.pop(line)))
+        while self.waiting and (upto is None or self.waiting[0][0].last() <= upto):
+            self.report.read += self.waiting.popleft()[1]
+        return bad
 
 
 class Pipeline:
-    """The three queries of a chunk (intake, decision, long output) on one DuckDB connection."""
+    """A run as two streaming queries, each planned once: intake (check and lay out the rows) and
+    decision (decide, and lay out long), with `validate` between them for the rows the intake query
+    did not accept. Planning the 100 kB decision query took longer than running it on a chunk of
+    20,000 rows; planned once, a run of a million rows pays it once. Both queries keep input order
+    (no sort, no join: see `_connect`), and rows `validate` accepts are put back in their places."""
 
     def __init__(self, program: ir.Program, loaded: Loaded, fmt: str = "jsonl", engine: str = "duckdb"):
         vocab = loaded.vocab
@@ -337,69 +406,95 @@ class Pipeline:
         self.layout = layout(program, vocab)
         self.schema = pa.schema([("pid", pa.int64()), ("id", pa.string())] +
                                 [(c.name, ARROW[c.sql_type]) for c in self.layout.columns])
-        # DuckDB keeps freed buffers for reuse; a limit keeps a long run's memory flat (it spills
-        # to a temporary folder beyond it rather than growing)
-        self.con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
+        self.intake_con, self.con = _connect(MEMORY_LIMIT), _connect(DECIDE_MEMORY)
         self.intake = intake_query(vocab, self.layout, "chunk")
-        self._typed: dict[pa.Schema, str] = {}
-        self.staged: pa.Table | None = None  # the chunk as checked and laid out (line, ok, id, columns)
-        decide = compile_query(program, vocab, self.layout, "staged", keep=("id",))
         self.con.register("rule_info", _rule_info(program))
         self.con.register("node_info", _node_info(program))
-        # on Spark the decision query runs there, over the staged rows; the long layout stays here
+        for statement in _LOOKUPS:
+            self.con.execute(statement)
+        # on Spark the decision query runs there, a chunk at a time; the long layout stays here
         self.spark = None
         if engine == "spark":
             from reasoner.engines.spark import SparkBackend
             self.spark = SparkBackend(program, vocab, keep=("id",))
-        self.output = _output_query(program, fmt == "csv", None if self.spark else decide)
+        decide = None if self.spark else compile_query(program, vocab, self.layout, "staged", keep=("id",))
+        self.output = _output_query(program, fmt == "csv", decide)
 
     @contextmanager
-    def _registered(self, what: str, **tables: pa.Table):
-        """Tables visible to DuckDB for one statement, and its failures in our terms: memory as
-        OutOfMemory, and a Ctrl-C as KeyboardInterrupt, however DuckDB wraps it (an interrupt
-        arriving while it reads an Arrow table's schema surfaces as InvalidInputException)."""
+    def _failures(self, what: str, memory: str = MEMORY_LIMIT):
+        """DuckDB's failures in our terms: memory as OutOfMemory, and a Ctrl-C as KeyboardInterrupt,
+        however DuckDB wraps it (an interrupt arriving while it reads an Arrow table's schema
+        surfaces as InvalidInputException)."""
         try:
-            for name, table in tables.items():
-                self.con.register(name, table)
             yield
         except duckdb.OutOfMemoryException:
-            raise OutOfMemory(f"{what} needs more than {MEMORY_LIMIT} of memory; run again with a smaller --chunk") from None
+            raise OutOfMemory(f"{what} needs more than {memory} of memory; run again with a smaller --chunk") from None
         except duckdb.InterruptException:
             raise KeyboardInterrupt from None
         except (duckdb.Error, RuntimeError) as err:
             if "interrupt" in str(err).lower():
                 raise KeyboardInterrupt from None
             raise
-        finally:
-            for name in tables:
-                self.con.unregister(name)
-
-    def run(self, sql: str, what: str = "deciding a chunk", **tables: pa.Table) -> pa.Table:
-        with self._registered(what, **tables):
-            return self.con.sql(sql).to_arrow_table()
-
-    def stage(self, chunk: Chunk) -> list[int]:
-        """Check and lay out a chunk inside DuckDB (kept as an Arrow table, `staged_all` to the
-        queries that follow: no DuckDB table is written and read back); the lines it did not accept."""
-        self.staged = self.run(self._intake(chunk), what=f"a chunk of {len(chunk):,} rows", chunk=chunk.table())
-        return sorted(self.staged.filter(pc.invert(self.staged.column("ok"))).column("line").to_pylist())
 
     def _intake(self, chunk: Chunk) -> str:
-        """The intake query for the chunk: over JSON text, or over the typed columns of its file
-        (compiled once per file schema)."""
+        """The intake query for the file's chunks: over JSON text, or over its typed columns."""
         if not chunk.typed:
             return self.intake
-        schema = chunk.arrow.schema
-        if schema not in self._typed:
-            self._typed[schema] = typed_intake_query(self.vocab, self.layout, "chunk", schema)
-        return self._typed[schema]
+        return typed_intake_query(self.vocab, self.layout, "chunk", chunk.arrow.schema)
 
-    def add(self, rescued: pa.Table) -> None:
-        """Rows validate accepted after the SQL did not: decided with the others."""
-        if rescued.num_rows:
-            ok = pa.array([True] * rescued.num_rows, pa.bool_())
-            rows = rescued.rename_columns(["line", *rescued.column_names[1:]]).add_column(1, "ok", ok)
-            self.staged = pa.concat_tables([self.staged, rows.cast(self.staged.schema)])
+    def decide(self, parts: Iterator[Chunk], where: str, on_error: str, report: Report,
+               problems: list[Problem]) -> Iterator[pa.Table]:
+        """Every valid row of the chunks decided, in input order, a table at a time; invalid rows go
+        to `problems` (and end the run if `on_error` is 'reject', raising PatientError)."""
+        first = next(parts, None)
+        if first is None:
+            return
+        feed = _Feed(parts, first, report)
+        self.intake_con.register("chunk", feed.reader())
+        checked = None
+        try:
+            with self._failures("checking the rows"):
+                checked = self.intake_con.sql(self._intake(first)).to_arrow_reader(CHECKED_BATCH)
+            staged = _Staged(self, feed, checked, where, on_error, report, problems)
+            yield from (self._on_spark(staged) if self.spark is not None else self._in_duckdb(staged))
+            for failure in (staged.failure, feed.failure):
+                if failure is not None:
+                    with self._failures("checking the rows"):
+                        raise failure
+        finally:
+            if checked is not None:
+                checked.close()  # a run that ends early leaves the stream half read
+            self.intake_con.unregister("chunk")
+
+    def _in_duckdb(self, staged: "_Staged") -> Iterator[pa.Table]:
+        self.con.register("staged", staged.reader())
+        decided = None
+        try:
+            with self._failures("deciding the rows", DECIDE_MEMORY):
+                decided = self.con.sql(self.output).to_arrow_reader(OUTPUT_BATCH)
+                for batch in decided:
+                    yield pa.Table.from_batches([batch])
+        finally:
+            if decided is not None:
+                decided.close()
+            self.con.unregister("staged")
+
+    def _on_spark(self, staged: "_Staged") -> Iterator[pa.Table]:
+        """Spark decides CHUNK staged rows at a time (its answer put back in input order); the
+        long layout is DuckDB's, as in every run."""
+        held: list[pa.RecordBatch] = []
+        for batch in itertools.chain(staged.batches(), [None]):
+            if batch is not None:
+                held.append(batch)
+            if held and (batch is None or sum(b.num_rows for b in held) >= CHUNK):
+                answer = self.spark.run_arrow(pa.Table.from_batches(held, self.schema)).sort_by("pid")
+                held = []
+                self.con.register("decided", answer)
+                try:
+                    with self._failures("deciding the rows", DECIDE_MEMORY):
+                        yield self.con.sql(self.output).to_arrow_table()
+                finally:
+                    self.con.unregister("decided")
 
     def fallback(self, rows: list[tuple[int, object]], where: str, problems: list[Problem]) -> pa.Table:
         """Rows the SQL did not accept, judged by `validate` (the messages `check` gives)."""
@@ -419,16 +514,61 @@ class Pipeline:
         columns = [pids, ids] + ([list(col) for col in zip(*facts)] if facts else [[] for _ in self.layout.columns])
         return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, self.schema)], schema=self.schema)
 
-    def decisions(self) -> pa.Table:
-        """Every accepted row of the staged chunk, decided and laid out long, in input order."""
-        if self.spark is None:
-            return self.run(self.output, staged_all=self.staged)
-        staged = self.run(STAGED, staged_all=self.staged).cast(self.schema)
-        return self.run(self.output, decided=self.spark.run_arrow(staged), staged_all=self.staged)
-
     def close(self) -> None:
+        for con in (self.intake_con, self.con):
+            con.close()
         if self.spark is not None:
             self.spark.close()
+
+
+class _Staged:
+    """The intake query's answer as the decision query's input: the rows it accepted, and in
+    their places the rows `validate` accepted after it did not (the others reported)."""
+
+    def __init__(self, pipeline: Pipeline, feed: _Feed, checked: pa.RecordBatchReader, where: str, on_error: str,
+                 report: Report, problems: list[Problem]):
+        self.pipeline, self.feed, self.checked, self.where = pipeline, feed, checked, where
+        self.on_error, self.report, self.problems = on_error, report, problems
+        self.failure: BaseException | None = None
+
+    def reader(self) -> pa.RecordBatchReader:
+        """The batches, for DuckDB to pull: a failure here is kept, and raised again by the run."""
+        def guarded():
+            try:
+                yield from self.batches()
+            except BaseException as err:
+                self.failure = err
+        return pa.RecordBatchReader.from_batches(self.pipeline.schema, guarded())
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.checked:
+            if batch.num_rows:
+                yield from self._settled(batch, batch.column("line")[-1].as_py())
+        if self.feed.failure is None:
+            yield from self._settled(None, None)
+
+    def _settled(self, batch: pa.RecordBatch | None, upto: int | None) -> Iterator[pa.RecordBatch]:
+        schema = self.pipeline.schema
+        accepted, unsure = pa.Table.from_batches([], schema), []
+        if batch is not None:
+            ok = batch.column("ok")
+            unsure = batch.filter(pc.invert(ok)).column("line").to_pylist()
+            rows = pa.Table.from_batches([batch.filter(ok)]).drop_columns(["ok"])
+            accepted = rows.rename_columns(schema.names).cast(schema)
+        texts = self.feed.texts(unsure) if unsure else {}
+        doubtful = sorted([(line, _json(texts[line])) for line in unsure] + self.feed.settle(upto), key=lambda r: r[0])
+        found: list[Problem] = []
+        rescued = self.pipeline.fallback(doubtful, self.where, found)
+        self.report.rejected += len(doubtful) - rescued.num_rows
+        for problem in found:
+            self.report.reasons[reason_of(problem)] += 1
+        self.problems.extend(found)
+        if found and self.on_error == "reject":
+            raise PatientError(found)
+        self.report.decided += accepted.num_rows + rescued.num_rows
+        if rescued.num_rows:
+            accepted = pa.concat_tables([accepted, rescued]).sort_by("pid")
+        yield from accepted.to_batches()
 
 
 def _rule_info(program: ir.Program) -> pa.Table:
@@ -459,36 +599,45 @@ def _by_version(program: ir.Program, policy: ir.Policy, what: str) -> str:
     return f"CASE {policy.id}__version " + " ".join(f"WHEN {literal(k)} THEN {e}" for k, e in pick.items()) + " END"
 
 
-STAGED = "SELECT line AS pid, * EXCLUDE (line, ok) FROM staged_all WHERE ok"
+# the long output's lookups, set once per connection: criterion id -> name and label, and
+# (version, rule) -> what the rule says (a lookup, not a join: a join may reorder rows)
+_LOOKUPS = ("SET VARIABLE criterion_names = (SELECT MAP(COALESCE(list(id), []), COALESCE(list(name), [])) FROM node_info)",
+            "SET VARIABLE criterion_labels = (SELECT MAP(COALESCE(list(id), []), COALESCE(list(label), [])) FROM node_info)",
+            "SET VARIABLE rule_facts = (SELECT MAP(COALESCE(list(payer || chr(31) || rule), []), COALESCE(list("
+            "{'subkind': subkind, 'prior_auth': prior_auth, 'rule_label': rule_label, 'citation': citation}), [])) "
+            "FROM rule_info)")
 
 
 def _output_query(program: ir.Program, csv_cells: bool, decide: str | None) -> str:
-    """One row per patient and payer, in input order then payer order; for CSV, lists joined with
-    '; ' and every text cell that a spreadsheet would run as a formula prefixed with a quote.
-    With `decide` None the decisions come from a registered table `decided` (Spark's answer)."""
-    parts = [f"SELECT pid, id, {literal(p.id)} AS payer, {_by_version(program, p, 'payer')} AS version, {k} AS k, "
-             f"{_by_version(program, p, 'rule')} AS rule, "
-             f"{_by_version(program, p, 'decision')} AS decision, {_by_version(program, p, 'failing')} AS failing FROM decided"
-             for k, p in enumerate(program.current)]
-    failing = "CASE WHEN failing = '' OR failing IS NULL THEN []::VARCHAR[] ELSE string_split(failing, ';') END"
-    names = f"list_transform({failing}, lambda x: map_extract_value(m.names, x))"
-    labels = f"list_transform({failing}, lambda x: map_extract_value(m.labels, x))"
+    """One row per patient and payer, in input order then payer order (each patient's decisions
+    unnested in payer order, so no sort is needed); for CSV, lists joined with '; ' and every text
+    cell that a spreadsheet would run as a formula prefixed with a quote. The decisions come from
+    `decide` over the stream `staged`, or with `decide` None from a registered table `decided`
+    (Spark's answer)."""
+    if not program.current:
+        return ("SELECT " + ", ".join(f"NULL::{'BIGINT' if n == 'row' else 'VARCHAR'} AS {n}" for n in OUTPUT)
+                + " WHERE FALSE")
+    payers = ", ".join(
+        f"{{'payer': {literal(p.id)}, 'version': {_by_version(program, p, 'payer')}, 'rule': {_by_version(program, p, 'rule')}, "
+        f"'decision': {_by_version(program, p, 'decision')}, 'failing': {_by_version(program, p, 'failing')}}}"
+        for p in program.current)
+    failing = "CASE WHEN x.failing = '' OR x.failing IS NULL THEN []::VARCHAR[] ELSE string_split(x.failing, ';') END"
+    names = f"list_transform({failing}, lambda f: map_extract_value(getvariable('criterion_names'), f))"
+    labels = f"list_transform({failing}, lambda f: map_extract_value(getvariable('criterion_labels'), f))"
     if csv_cells:
         names, labels = f"array_to_string({names}, '; ')", f"array_to_string({labels}, '; ')"
-    cols = {"row": "u.pid", "id": "u.id", "payer": "u.payer", "version": "u.version", "decision": "u.decision", "subkind": "r.subkind",
-            "prior_auth": "r.prior_auth", "rule": "u.rule", "rule_label": f"COALESCE(r.rule_label, {literal(NO_RULE)})",
-            "citation": "r.citation", "failing": names, "failing_labels": labels}
+    rule = "map_extract_value(getvariable('rule_facts'), x.version || chr(31) || x.rule)"
+    cols = {"row": "pid", "id": "id", "payer": "x.payer", "version": "x.version", "decision": "x.decision",
+            "subkind": f"{rule}.subkind", "prior_auth": f"{rule}.prior_auth", "rule": "x.rule",
+            "rule_label": f"COALESCE({rule}.rule_label, {literal(NO_RULE)})", "citation": f"{rule}.citation",
+            "failing": names, "failing_labels": labels}
     if csv_cells:
         text = ("id", "rule_label", "citation", "failing", "failing_labels")
         cols = {n: (f"CASE WHEN regexp_matches({e}, {literal(FORMULA)}) THEN '''' || {e} ELSE {e} END" if n in text else e)
                 for n, e in cols.items()}
     select = ", ".join(f"{e} AS {n}" for n, e in cols.items())
-    union = " UNION ALL ".join(parts) if parts else "SELECT NULL::BIGINT AS pid, NULL AS id, NULL AS payer, NULL AS version, 0 AS k, " \
-        "NULL AS rule, NULL AS decision, NULL AS failing WHERE FALSE"
-    decided = f"staged AS ({STAGED}), decided AS MATERIALIZED ({decide}), " if decide else ""
-    return (f"WITH {decided}u AS ({union}), m AS (SELECT MAP(list(id), list(name)) AS names, MAP(list(id), list(label)) AS labels "
-            f"FROM node_info) SELECT {select} FROM u CROSS JOIN m LEFT JOIN rule_info r ON r.payer = u.version "
-            f"AND r.rule = u.rule ORDER BY u.pid, u.k")
+    decided = f"decided AS ({decide}), " if decide else ""
+    return f"WITH {decided}u AS (SELECT pid, id, unnest([{payers}]) AS x FROM decided) SELECT {select} FROM u"
 
 
 def adjudicate(path: Path, loaded: Loaded, pipeline: Pipeline, writer: "Writer", on_error: str,
@@ -496,32 +645,13 @@ def adjudicate(path: Path, loaded: Loaded, pipeline: Pipeline, writer: "Writer",
     """Decide every valid row of `path`; invalid rows go to `problems` (and stop the run if
     `on_error` is 'reject', raising PatientError)."""
     report = Report()
-    for part in chunks(path, loaded, chunk):
-        report.read += len(part)
-        unsure = pipeline.stage(part)
-        texts = part.text(unsure)
-        doubtful = [(line, _json(texts[line])) for line in unsure] + list(part.bad.items())
-        found: list[Problem] = []
-        rescued = pipeline.fallback(sorted(doubtful, key=lambda r: r[0]), str(path), found)
-        _account(report, found, len(doubtful) - rescued.num_rows)
-        problems.extend(found)
-        if found and on_error == "reject":
-            raise PatientError(found)
-        pipeline.add(rescued)
-        table = pipeline.decisions()
-        report.decided += len(part) - (len(doubtful) - rescued.num_rows)
+    for table in pipeline.decide(chunks(path, loaded, chunk), str(path), on_error, report, problems):
         for (payer, decision), n in zip(*_counts(table)):
             report.decisions[(payer, decision)] += n
         writer.write(table)
         if progress:
             progress(report)
     return report
-
-
-def _account(report: Report, found: list[Problem], rejected: int) -> None:
-    report.rejected += rejected
-    for problem in found:
-        report.reasons[reason_of(problem)] += 1
 
 
 def _counts(table: pa.Table):
