@@ -122,6 +122,7 @@ def test_typed_parquet_decides_and_reports_as_jsonl_does(tmp_path):
     assert by_parquet.output.replace(str(path), "F") == by_jsonl.output.replace(str(source), "F")
 
 
+@pytest.mark.slow  # several seconds: left to the full run, to keep `-m "not slow"` under two minutes
 def test_many_chunks_keep_input_order_with_rows_put_back_in_place(tmp_path, loaded):
     """The two streaming queries run on two threads over many chunks: the output stays in input
     order, then payer order; a row only `validate` accepts (a key written flat) is decided in its

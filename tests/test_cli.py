@@ -1,6 +1,7 @@
 """The command line: tables, JSON, exit codes."""
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from reasoner.cli import EXIT_INPUT, EXIT_LINT, EXIT_OK, EXIT_USAGE, app
@@ -78,6 +79,7 @@ def test_broken_policy_folder_is_an_input_error(tmp_path):
         "the file ends too early" in result.output
 
 
+@pytest.mark.slow  # several seconds: left to the full run, to keep `-m "not slow"` under two minutes
 def test_every_example_patient_is_valid_and_decided(at_root):
     from pathlib import Path
     for example in sorted(p for p in Path("examples").rglob("*") if p.is_file()):  # FHIR bundles too

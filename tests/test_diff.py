@@ -223,6 +223,7 @@ def test_generation_leans_on_thresholds():
     assert reliefs and near > len(reliefs) / 3
 
 
+@pytest.mark.slow  # several seconds: left to the full run, to keep `-m "not slow"` under two minutes
 def test_a_search_without_witnesses_keeps_the_counts():
     """For a heatmap (notebook 02): the same patients and counts, no class built."""
     full = diff.search(LOADED, PAIR, "implant", None, examples=30, seed=3)

@@ -52,6 +52,7 @@ def _same_as_rows(tmp_path, count: int, seed: int) -> int:
     return n
 
 
+@pytest.mark.slow  # several seconds: left to the full run, to keep `-m "not slow"` under two minutes
 def test_an_export_is_decided_as_the_same_members_written_as_rows(tmp_path):
     assert _same_as_rows(tmp_path, 200, seed=4) == 200
 
@@ -70,6 +71,7 @@ def _rewrite(path, lines):
     path.write_text("".join(json.dumps(r) + "\n" for r in lines))
 
 
+@pytest.mark.slow  # several seconds: left to the full run, to keep `-m "not slow"` under two minutes
 def test_a_bad_member_is_reported_by_member_and_resource_and_the_others_decided(tmp_path):
     export, _, n = _population(tmp_path, 40, seed=6)
     conditions = _lines(export / "Condition.ndjson")

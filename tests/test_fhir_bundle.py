@@ -44,6 +44,7 @@ def _round_trip(tmp_path, reasoner, service: str, count: int, seed: int) -> int:
     return len(people)
 
 
+@pytest.mark.slow  # several seconds: left to the full run, to keep `-m "not slow"` under two minutes
 def test_generated_patients_written_as_fhir_read_back_the_same(tmp_path, reasoner):
     """Round trip: patient -> Bundle (valid R4B, checked by the reader) -> the same facts and the same
     decision from every payer."""
