@@ -112,6 +112,17 @@ def test_mutated_patients_are_never_accepted_when_validate_refuses_them():
     '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "diagnoses": ["G90.5ZZZZ"]}',
     '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "medications": {"baclofen": 5}}',
     '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "medications": {"x": {}}}',
+    # object keys: unknown, given twice, or differing in case (counted against the allowed keys found)
+    '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", '
+    '"medications": {"nsaid": {"outcome": "failed"}, "nsaid": {"outcome": "failed"}}}',
+    '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", '
+    '"medications": {"nsaid": {"outcome": "failed", "outcome": "failed"}}}',
+    '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", '
+    '"medications": {"nsaid": {"outcome": "failed", "bogus": null}}}',
+    '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", '
+    '"medications": {"NSAID": {"outcome": "failed"}}}',
+    '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "Age": 40}',
+    '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "bogus": null}',
     '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "request_date": "2024-02-30"}',
     '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "request_date": 20240101}',
     '{"service": "implant", "indications": ["nonmalignant_pain"]}',
@@ -121,6 +132,13 @@ def test_mutated_patients_are_never_accepted_when_validate_refuses_them():
 def test_rows_validate_refuses_are_not_accepted(text):
     assert _verdict(text) is None
     assert not _stage([text])[0]["ok"]
+
+
+def test_keys_written_with_escapes_are_read_as_validate_reads_them():
+    base = '"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"'
+    texts = ['{' + base + ', "\\u0061ge": 40}', '{' + base + ', "medications": {"ns\\u0061id": {"outcome": "failed"}}}',
+             '{' + base + ', "medications": {"nsaid": {"\\u006futcome": "failed"}}}']
+    _assert_sound(texts)
 
 
 def test_codes_map_by_the_longest_prefix_as_validate_does():
