@@ -377,7 +377,7 @@ class _Feed:
 
     def texts(self, lines: list[int]) -> dict[int, str]:
         out: dict[int, str] = {}
-        for part, _ in self.waiting:
+        for part, _ in list(self.waiting):  # a copy: DuckDB's reading thread may add a chunk meanwhile
             out.update(part.text(lines))
         return out
 
@@ -385,7 +385,7 @@ class _Feed:
         """The rows known bad before any check, up to line `upto` (None: all); chunks whose rows
         have all come back are let go and counted as read."""
         bad = []
-        for part, _ in self.waiting:
+        for part, _ in list(self.waiting):
             for line in [n for n in part.bad if upto is None or n <= upto]:
                 bad.append((line, part.bad.pop(line)))
         while self.waiting and (upto is None or self.waiting[0][0].last() <= upto):
