@@ -344,6 +344,15 @@ class OutOfMemory(Exception):
     """A query did not fit in the memory DuckDB may use (MEMORY_LIMIT, DECIDE_MEMORY)."""
 
 
+def _keeping_failure(owner, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Batches for DuckDB to pull from a thread of its own: a failure ends the stream and is kept
+    in `owner.failure`, for the run to raise again (DuckDB would make it an error of its own)."""
+    try:
+        yield from batches
+    except BaseException as err:
+        owner.failure = err
+
+
 def _connect(memory: str) -> duckdb.DuckDBPyConnection:
     """A connection for one of the run's two streaming queries. DuckDB keeps freed buffers for
     reuse; a limit keeps a long run's memory flat. Its rewrite of long IN lists into joins is
@@ -365,15 +374,13 @@ class _Feed:
         self.failure: BaseException | None = None
 
     def reader(self) -> pa.RecordBatchReader:
-        def batches():
-            try:
-                for part in itertools.chain([self.first], self.parts):
-                    self.waiting.append((part, len(part)))
-                    yield from part.table().to_batches()
-            except BaseException as err:  # raised again by the run: DuckDB would make it an error of its own
-                self.failure = err
         first = self.first.table()
-        return pa.RecordBatchReader.from_batches(first.schema, batches())
+
+        def batches():
+            for part, table in itertools.chain([(self.first, first)], ((p, p.table()) for p in self.parts)):
+                self.waiting.append((part, len(part)))
+                yield from table.to_batches()
+        return pa.RecordBatchReader.from_batches(first.schema, _keeping_failure(self, batches()))
 
     def texts(self, lines: list[int]) -> dict[int, str]:
         out: dict[int, str] = {}
@@ -532,13 +539,8 @@ class _Staged:
         self.failure: BaseException | None = None
 
     def reader(self) -> pa.RecordBatchReader:
-        """The batches, for DuckDB to pull: a failure here is kept, and raised again by the run."""
-        def guarded():
-            try:
-                yield from self.batches()
-            except BaseException as err:
-                self.failure = err
-        return pa.RecordBatchReader.from_batches(self.pipeline.schema, guarded())
+        """The batches, for DuckDB to pull."""
+        return pa.RecordBatchReader.from_batches(self.pipeline.schema, _keeping_failure(self, self.batches()))
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         for batch in self.checked:
@@ -559,9 +561,7 @@ class _Staged:
         doubtful = sorted([(line, _json(texts[line])) for line in unsure] + self.feed.settle(upto), key=lambda r: r[0])
         found: list[Problem] = []
         rescued = self.pipeline.fallback(doubtful, self.where, found)
-        self.report.rejected += len(doubtful) - rescued.num_rows
-        for problem in found:
-            self.report.reasons[reason_of(problem)] += 1
+        _account(self.report, found, len(doubtful) - rescued.num_rows)
         self.problems.extend(found)
         if found and self.on_error == "reject":
             raise PatientError(found)
@@ -652,6 +652,12 @@ def adjudicate(path: Path, loaded: Loaded, pipeline: Pipeline, writer: "Writer",
         if progress:
             progress(report)
     return report
+
+
+def _account(report: Report, found: list[Problem], rejected: int) -> None:
+    report.rejected += rejected
+    for problem in found:
+        report.reasons[reason_of(problem)] += 1
 
 
 def _counts(table: pa.Table):
