@@ -102,6 +102,8 @@ def test_a_bad_member_is_reported_by_member_and_resource_and_the_others_decided(
 @pytest.mark.parametrize("content, message", [
     (None, "holds no .ndjson files"),
     ('{"resourceType": "Patient", "id": "p1"}\n{"resourceType": \n', "is not a readable NDJSON export"),
+    ('{"resourceType": "Patient", "id": "p1", "text": {"div": "' + "x" * (3 << 20) + '"}}\n',
+     "Patient.ndjson:1: error: holds a resource of 3,145,789 bytes; this reader takes resources (lines) of up to"),
 ])
 def test_an_unreadable_export_is_refused_whole(tmp_path, content, message):
     export = tmp_path / "export"
@@ -112,3 +114,17 @@ def test_an_unreadable_export_is_refused_whole(tmp_path, content, message):
     done = _batch(export, "--out", out)
     assert done.exit_code == 3 and message in done.output and "Traceback" not in done.output
     assert not out.exists()
+
+
+def test_blank_lines_and_windows_line_ends_in_an_export_are_read_as_plain_ndjson(tmp_path):
+    """Lines are read as text before they are parsed (so the sort can spill to disk): a blank line
+    is no resource, a CR before the LF is JSON whitespace, and a line starting like a CSV comment
+    or holding a comma, tab or quote is still one whole resource."""
+    export, rows, n = _population(tmp_path, 8, seed=6)
+    for path in export.glob("*.ndjson"):
+        lines = path.read_text().splitlines()
+        path.write_bytes(b"\r\n".join(line.encode() for line in ["", *lines, "   ", ""]) + b"\r\n")
+    assert _batch(export, "--out", tmp_path / "from_export.jsonl").exit_code == 0
+    assert _batch(rows, "--out", tmp_path / "from_rows.jsonl").exit_code == 0
+    got, want = _decisions(tmp_path / "from_export.jsonl"), _decisions(tmp_path / "from_rows.jsonl")
+    assert len(got) == n * len(PAYERS) and got == want
