@@ -71,7 +71,7 @@ def test_the_sample_bundles_are_the_example_patients(example, at_root):
 
 
 def test_a_chart_like_bundle_derives_its_facts_from_dated_and_coded_resources(reasoner):
-    """Standard codes (SOPT, CPT, RxNorm, SNOMED route, ICD-10-CM) and dated resources: the age
+    """Standard codes (SOPT, CPT, RxNorm, SNOMED route and outcome, ICD-10-CM) and dated resources: the age
     from the birth date at the request date; the therapy course from twelve dated visits; a refuted
     diagnosis left out. Decisions equal those of the matching YAML patient."""
     patient = load_patient(CHART, LOADED.vocab)
@@ -85,6 +85,9 @@ def test_a_chart_like_bundle_derives_its_facts_from_dated_and_coded_resources(re
     assert f["medications.antidepressant.weeks"] == 3
     assert patient.provenance["age"] == "Patient/chart-fbss"
     assert patient.provenance["pt_visits"] == "Procedure/pt-1 … Procedure/pt-12 (12 resources)"
+    # a CPT-coded procedure's SNOMED outcome: a transforaminal epidural, a lumbar laminectomy
+    assert (f["nerve_block_outcome"], patient.provenance["nerve_block_outcome"]) == ("failed", "Procedure/block-1")
+    assert (f["prior_surgery"], patient.provenance["prior_surgery"]) == ("failed", "Procedure/surgery-1")
     yaml_patient = load_patient(ROOT / "examples/nonmalignant_implant.yaml", LOADED.vocab)
     assert [d.rule for d in reasoner.decide(patient)] == [d.rule for d in reasoner.decide(yaml_patient)]
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from reasoner.errors import PatientError, Problem
-from reasoner.fhir.mapping import Derive, Mapping, Read
+from reasoner.fhir.mapping import Derive, Mapping, Read, codings
 from reasoner.fhir.questionnaire import UCUM_CODES
 from reasoner.language.vocab import Concept, Vocabulary
 
@@ -127,12 +127,6 @@ def _short(value, quote: bool = True) -> str:
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + f"… ({len(text):,} characters)"
 
 
-def codings(value) -> list[dict]:
-    """The codings of a CodeableConcept (or of a list of them)."""
-    items = value if isinstance(value, list) else [value]
-    return [c for item in items if isinstance(item, dict) for c in item.get("coding") or []]
-
-
 def element(resource: dict, path: str) -> list:
     """Every value at a dotted element path, lists flattened (dosageInstruction.route)."""
     values = [resource]
@@ -206,7 +200,7 @@ class _Reader:
         if kind == "Observation":
             self._observation(resource)
         for row in self.mapping.rows(kind):
-            if row.code is None:
+            if row.code is None and row.selects(resource):
                 self._row(resource, row)
 
     def _row(self, resource: dict, row: Read) -> None:

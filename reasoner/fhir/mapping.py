@@ -36,6 +36,7 @@ class _ReadRow(_Strict):
     record: str | None = None
     fields: dict[str, str] = {}
     pass_: list[str] = Field([], alias="pass")  # `pass` is a Python keyword
+    when: dict[str, list[str]] = {}
 
 
 class _DeriveRow(_Strict):
@@ -69,6 +70,21 @@ class Read:
     optional: bool  # an element that may also hold codings for another row
     record: str | None = None
     fields: tuple[tuple[str, str], ...] = ()  # record field -> element
+    when: dict = None  # system URL -> ((first, last), ...): only resources whose code is in one range
+
+    def selects(self, resource: dict) -> bool:
+        """Whether the row reads this resource: always without `when`; with it, when a coding of
+        the resource's code falls in one of its ranges (codes compared as text of one length)."""
+        if not self.when:
+            return True
+        return any(first <= str(c.get("code")) <= last and len(str(c.get("code"))) == len(first)
+                   for c in codings(resource.get("code")) for first, last in self.when.get(c.get("system"), ()))
+
+
+def codings(value) -> list[dict]:
+    """The codings of a CodeableConcept (or of a list of them)."""
+    items = value if isinstance(value, list) else [value]
+    return [c for item in items if isinstance(item, dict) for c in item.get("coding") or []]
 
 
 @dataclass(frozen=True)
@@ -151,12 +167,19 @@ def _build(path: str, raw: _File, vocab: Vocabulary) -> Mapping:
     s = raw.systems
     reads = tuple(Read(r.resource, r.concept, r.element, _code(s, r.code),
                        {s.get(k, k): dict(v) for k, v in r.codes.items()}, r.prefix,
-                       tuple(s.get(p, p) for p in r.pass_), r.optional, r.record, tuple(r.fields.items()))
+                       tuple(s.get(p, p) for p in r.pass_), r.optional, r.record, tuple(r.fields.items()),
+                       {s.get(k, k): tuple(_range(c) for c in v) for k, v in r.when.items()})
                   for r in raw.read)
     derives = tuple(Derive(d.name, d.concept, d.resource, {s.get(k, k): frozenset(v) for k, v in d.codes.items()},
                            dict(d.concepts)) for d in raw.derive)
     skip = {k: frozenset(v) for k, v in raw.skip_status.items()}
     return Mapping(path, dict(s), reads, derives, vocab.name, skip, frozenset(raw.record_wins))
+
+
+def _range(text: str) -> tuple[str, str]:
+    """'64400-64530' -> ('64400', '64530'); a single code is a range of one."""
+    first, _, last = text.partition("-")
+    return first.strip(), (last or first).strip()
 
 
 def _code(systems: dict, code: dict | None) -> tuple[str, str] | None:
@@ -176,8 +199,13 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
         if row.code is not None and len(row.code) != 1:
             problems.append(Problem(where, "`code` names one system and one code ({system: code})."))
             continue
-        for name in [*row.codes, *row.pass_, *(row.code or {})]:
+        for name in [*row.codes, *row.pass_, *(row.code or {}), *row.when]:
             _url(raw.systems, name, problems, where)
+        problems += [Problem(where, f"`when` range {text!r} needs two codes of one length, the first not after "
+                                    "the last (64400-64530), or one code.")
+                     for texts in row.when.values() for text in texts
+                     if len(_range(text)[0]) != len(_range(text)[1]) or _range(text)[0] > _range(text)[1]
+                     or not _range(text)[0]]
         if (row.concept is None) == (row.record is None):
             problems.append(Problem(where, "needs exactly one of `concept` or `record`."))
             continue

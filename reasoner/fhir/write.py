@@ -5,8 +5,9 @@ The writer uses the mapping's own rows, so what it writes is what the reader rea
 business), the request (ServiceRequest: service and CPT/HCPCS codes, indications, date), the
 planned drugs and route (MedicationRequest), one Condition per diagnosis (its first ICD-10-CM
 code where the vocabulary declares one), one MedicationStatement per drug tried (outcome as its
-status reason, the course as its period when the weeks are whole days), LOINC Observations where
-the mapping has a code, and an Observation by concept name for every other fact. Used for sample
+status reason, the course as its period when the weeks are whole days), a Procedure where a
+`when` row reads the fact from a procedure's outcome (nerve blocks, spine surgery), LOINC
+Observations where the mapping has a code, and an Observation by concept name for every other fact. Used for sample
 bundles, for the round-trip tests, and by `reasoner fhir PATIENT`.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ def to_bundle(facts: dict, vocab: Vocabulary, mapping: Mapping, patient_id: str 
     w.planned()
     w.diagnoses()
     w.medications()
+    w.procedures()
     w.observations()
     return {"resourceType": "Bundle", "type": "collection",
             "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, r['resourceType'] + '/' + r['id'])}",
@@ -125,6 +127,22 @@ class _Writer:
                 self.take(record.concept(key, "weeks"))
                 body["effectivePeriod"] = {"start": (end - dt.timedelta(days=int(days))).isoformat(), "end": end.isoformat()}
             self.add("MedicationStatement", f"med-{key}", body)
+
+    def procedures(self) -> None:
+        """A fact a `when` row reads from a procedure's outcome, as that procedure (its first listed
+        code) with the outcome's code; a value no outcome code gives (not_tried) stays an Observation."""
+        for row in self.mapping.reads:
+            if not row.when or row.element != "outcome" or row.concept not in self.facts:
+                continue
+            back = {value: (system, code) for system, table in row.codes.items() for code, value in table.items()}
+            if self.facts[row.concept] not in back:
+                continue
+            system, code = back[self.take(row.concept)]
+            what, ranges = next(iter(row.when.items()))
+            self.add("Procedure", row.concept.replace("_", "-"), {
+                "status": "completed", "subject": self.subject,
+                "code": {"coding": [{"system": what, "code": ranges[0][0]}]},
+                "outcome": {"coding": [{"system": system, "code": code}]}})
 
     def observations(self) -> None:
         coded = {r.concept: r.code for r in self.mapping.reads if r.code}
