@@ -511,7 +511,8 @@ def fhir_cmd(
 
     Written through the policy folder's FHIR mapping (policies/fhir_mapping.yaml): Patient,
     Coverage, the ServiceRequest, MedicationRequests for the planned drugs, Conditions with ICD-10-CM
-    codes, MedicationStatements for drugs tried, and Observations for the other facts."""
+    codes, MedicationStatements for drugs tried, Procedures for nerve blocks and spine surgery
+    with their outcome, and Observations for the other facts."""
     from reasoner.fhir.mapping import load_mapping
     from reasoner.fhir.write import to_bundle
 

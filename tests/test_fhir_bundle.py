@@ -199,6 +199,14 @@ BAD_BUNDLES = {
                                   "date"),
     "an age that the dates make negative": (_edit("chart-fbss", birthDate="2030-01-01"),
                                             "field 'age' (read from Patient/chart-fbss)", "between 0 and 130"),
+    "a procedure outcome the vocabulary has no value for": (
+        _edit("block-1", outcome={"coding": [{"system": "http://snomed.info/sct", "code": "385670004"}]}),
+        "Procedure/block-1.outcome", "no coding this reader maps to nerve_block_outcome"),
+    "two procedures whose outcomes differ": (
+        _add({"resourceType": "Procedure", "id": "block-2", "status": "completed", "subject": SUBJECT,
+              "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "64493"}]},
+              "outcome": {"coding": [{"system": "http://snomed.info/sct", "code": "385669000"}]}}),
+        "Procedure/block-1, Procedure/block-2", "give nerve_block_outcome different values"),
     "a value out of the vocabulary's range": (
         _edit("trial-relief", valueQuantity={"value": 150, "unit": "%", "system": "http://unitsofmeasure.org",
                                              "code": "%"}), "field 'pain_trial_relief'", "between"),
@@ -221,13 +229,20 @@ def test_a_bad_bundle_is_refused_naming_the_resource_and_element(tmp_path, case)
 
 def test_values_are_read_as_written_and_what_did_not_happen_is_not_read(tmp_path):
     """49.995 % stays below 50 % (no rounding of measured values); a drug not taken, a cancelled
-    Observation and a therapy visit still in preparation document nothing; a drug given as a
+    Observation, a therapy visit still in preparation, a nerve block not done, a surgery with no
+    outcome and a procedure no row lists document nothing; a drug given as a
     reference to a Medication resource is read from it."""
     bundle = _chart()
     _resource(bundle, "trial-relief")["valueQuantity"]["value"] = 49.995
     _resource(bundle, "med-nsaid")["status"] = "not-taken"
     _resource(bundle, "obs-pain-disabling")["status"] = "cancelled"
     _resource(bundle, "pt-12")["status"] = "preparation"
+    _resource(bundle, "block-1")["status"] = "not-done"
+    del _resource(bundle, "surgery-1")["outcome"]  # the surgery was done; how it went is not said
+    bundle["entry"].append({"resource": {  # a procedure no row lists: its outcome is nobody's fact
+        "resourceType": "Procedure", "id": "visit-1", "status": "completed", "subject": SUBJECT,
+        "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]},
+        "outcome": {"coding": [{"system": "http://snomed.info/sct", "code": "385669000"}]}}})
     plan = _resource(bundle, "plan-1")
     plan["medicationReference"] = {"reference": "Medication/morphine-pf"}
     del plan["medicationCodeableConcept"]
@@ -236,6 +251,7 @@ def test_values_are_read_as_written_and_what_did_not_happen_is_not_read(tmp_path
     facts = load_patient(_write(tmp_path, bundle), LOADED.vocab).facts
     assert facts["pain_trial_relief"] == 49.995
     assert "medications.nsaid.outcome" not in facts and "pain_disabling" not in facts
+    assert "nerve_block_outcome" not in facts and "prior_surgery" not in facts
     assert facts["pt_visits"] == 11 and facts["planned_drugs"] == ("morphine",)
 
 
@@ -244,12 +260,13 @@ def test_a_wrong_mapping_file_is_named_with_its_entry(tmp_path):
     shutil.copytree(ROOT / "policies", folder)
     path = folder / "fhir_mapping.yaml"
     path.write_text(path.read_text().replace("concept: qtc_interval", "concept: qtc")
-                    .replace('"5": commercial', '"5": employer'))
+                    .replace('"5": commercial', '"5": employer').replace('"64400-64530"', '"64530-64400"'))
     with pytest.raises(PolicyError) as err:
         load_mapping(folder, LOADED.vocab)
     found = {(p.where.split(": ")[-1], p.message) for p in err.value.problems}
     assert any(w.startswith("read[") and "'qtc' is not in the vocabulary" in m for w, m in found), found
     assert any("'employer', which is not a value of line_kind" in m for _, m in found), found
+    assert any("`when` range '64530-64400' needs two codes" in m for _, m in found), found
     done = CliRunner().invoke(app, ["check", str(CHART), "--policies", str(folder)])
     assert done.exit_code == 3 and "fhir_mapping.yaml: read[" in done.output and "Traceback" not in done.output
     linted = CliRunner().invoke(app, ["lint", "--policies", str(folder)])
