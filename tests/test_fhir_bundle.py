@@ -88,6 +88,8 @@ def test_a_chart_like_bundle_derives_its_facts_from_dated_and_coded_resources(re
     # a CPT-coded procedure's SNOMED outcome: a transforaminal epidural, a lumbar laminectomy
     assert (f["nerve_block_outcome"], patient.provenance["nerve_block_outcome"]) == ("failed", "Procedure/block-1")
     assert (f["prior_surgery"], patient.provenance["prior_surgery"]) == ("failed", "Procedure/surgery-1")
+    # two 0-10 pain scores (LOINC 72514-3): the latest, 8, is in the severe band
+    assert (f["pain_severity"], patient.provenance["pain_severity"]) == ("severe", "Observation/pain-score-2")
     yaml_patient = load_patient(ROOT / "examples/nonmalignant_implant.yaml", LOADED.vocab)
     assert [d.rule for d in reasoner.decide(patient)] == [d.rule for d in reasoner.decide(yaml_patient)]
 
@@ -207,6 +209,15 @@ BAD_BUNDLES = {
               "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "64493"}]},
               "outcome": {"coding": [{"system": "http://snomed.info/sct", "code": "385669000"}]}}),
         "Procedure/block-1, Procedure/block-2", "give nerve_block_outcome different values"),
+    "a pain score in no band": (_edit("pain-score-2", valueInteger=0), "Observation/pain-score-2.valueInteger",
+                                "is in no band the mapping reads as pain_severity"),
+    "a pain score with no date": (_edit("pain-score-1", effectiveDateTime=None), "Observation/pain-score-1.effective[x]",
+                                  "latest score"),
+    "two scores of the last day in different bands": (
+        _edit("pain-score-1", effectiveDateTime="2026-02-20"), "Observation/pain-score-1, Observation/pain-score-2",
+        "give pain_severity different values"),
+    "a pain score given as text": (_edit("pain-score-2", valueInteger=None, valueString="8/10"),
+                                   "Observation/pain-score-2.value[x]", "read from a score"),
     "a value out of the vocabulary's range": (
         _edit("trial-relief", valueQuantity={"value": 150, "unit": "%", "system": "http://unitsofmeasure.org",
                                              "code": "%"}), "field 'pain_trial_relief'", "between"),
@@ -260,13 +271,15 @@ def test_a_wrong_mapping_file_is_named_with_its_entry(tmp_path):
     shutil.copytree(ROOT / "policies", folder)
     path = folder / "fhir_mapping.yaml"
     path.write_text(path.read_text().replace("concept: qtc_interval", "concept: qtc")
-                    .replace('"5": commercial', '"5": employer').replace('"64400-64530"', '"64530-64400"'))
+                    .replace('"5": commercial', '"5": employer').replace('"64400-64530"', '"64530-64400"')
+                    .replace('severe: "7-10"', 'extreme: "7-10"'))
     with pytest.raises(PolicyError) as err:
         load_mapping(folder, LOADED.vocab)
     found = {(p.where.split(": ")[-1], p.message) for p in err.value.problems}
     assert any(w.startswith("read[") and "'qtc' is not in the vocabulary" in m for w, m in found), found
     assert any("'employer', which is not a value of line_kind" in m for _, m in found), found
     assert any("`when` range '64530-64400' needs two codes" in m for _, m in found), found
+    assert any("band 'extreme' is not a value of severity_kind" in m for _, m in found), found
     done = CliRunner().invoke(app, ["check", str(CHART), "--policies", str(folder)])
     assert done.exit_code == 3 and "fhir_mapping.yaml: read[" in done.output and "Traceback" not in done.output
     linted = CliRunner().invoke(app, ["lint", "--policies", str(folder)])

@@ -52,6 +52,7 @@ def read_bundle(data: dict, vocab: Vocabulary, mapping: Mapping, source: str,
     patient = reader.patient(resources, data)
     for resource in resources:
         reader.resource(resource, patient)
+    reader.settle()
     reader.derive(resources, patient)
     return reader.result(patient)
 
@@ -147,6 +148,7 @@ class _Reader:
         self.found: dict[str, list[tuple[object, str]]] = defaultdict(list)
         self.problems: list[Problem] = []
         self.medications: dict[str, dict] = {}  # reference -> Medication resource (for medicationReference)
+        self.dated: dict[str, list] = defaultdict(list)  # concept -> (date, value, resource) for `latest` rows
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(Problem(f"{self.source}: {where}", message))
@@ -293,8 +295,51 @@ class _Reader:
                 return
             for row in self.mapping.rows("Observation"):
                 if row.code == (system, code):
-                    self._value(resource, self.vocab.concepts[row.concept])
+                    concept = self.vocab.concepts[row.concept]
+                    if row.bands:
+                        self._banded(resource, concept, row)
+                    else:
+                        self._value(resource, concept)
                     return
+
+    def _banded(self, resource: dict, concept: Concept, row: Read) -> None:
+        """A score (valueInteger, or a Quantity in {score}) read as the band holding it; with
+        `latest`, kept with its date until every resource is read (see `settle`)."""
+        name = name_of(resource)
+        quantity = resource.get("valueQuantity")
+        if "valueInteger" in resource:
+            score, where = resource["valueInteger"], f"{name}.valueInteger"
+        elif isinstance(quantity, dict) and quantity.get("code", quantity.get("unit")) in (None, "{score}", "1"):
+            score, where = quantity.get("value"), f"{name}.valueQuantity"
+        else:
+            self.problem(f"{name}.value[x]", f"{concept.name} is read from a score here: give valueInteger, or a "
+                                             "valueQuantity in {score}.")
+            return
+        band = next((v for v, low, high in row.bands if isinstance(score, (int, float)) and low <= score <= high), None)
+        if band is None:
+            shown = ", ".join(f"{v} {low:g}-{high:g}" for v, low, high in row.bands)
+            self.problem(where, f"{_short(score)} is in no band the mapping reads as {concept.name} ({shown}); "
+                                f"record {concept.name} itself (an Observation by concept name).")
+            return
+        if not row.latest:
+            self.add(concept.name, band, resource)
+            return
+        when = resource.get("effectiveDateTime") or resource.get("effectiveInstant") or \
+            (resource.get("effectivePeriod") or {}).get("end")
+        day = _date(when, f"{name}.effective[x]", self)
+        if day is None:
+            self.problem(f"{name}.effective[x]", f"is missing; {concept.name} is read from the latest score, "
+                                                 "which needs each score's date.")
+            return
+        self.dated[concept.name].append((day, band, resource))
+
+    def settle(self) -> None:
+        """Facts read from the latest dated resource only: the values of the last day."""
+        for concept, found in self.dated.items():
+            last = max(day for day, _, _ in found)
+            for day, value, resource in found:
+                if day == last:
+                    self.add(concept, value, resource)
 
     def _value(self, resource: dict, concept: Concept) -> None:
         name = name_of(resource)

@@ -37,6 +37,8 @@ class _ReadRow(_Strict):
     fields: dict[str, str] = {}
     pass_: list[str] = Field([], alias="pass")  # `pass` is a Python keyword
     when: dict[str, list[str]] = {}
+    bands: dict[str, str] = {}
+    latest: bool = False
 
 
 class _DeriveRow(_Strict):
@@ -71,6 +73,8 @@ class Read:
     record: str | None = None
     fields: tuple[tuple[str, str], ...] = ()  # record field -> element
     when: dict = None  # system URL -> ((first, last), ...): only resources whose code is in one range
+    bands: tuple = ()  # ((value, low, high), ...): a score read as the value of the band holding it
+    latest: bool = False  # only the latest dated resource the row reads counts (a score taken often)
 
     def selects(self, resource: dict) -> bool:
         """Whether the row reads this resource: always without `when`; with it, when a coding of
@@ -168,7 +172,8 @@ def _build(path: str, raw: _File, vocab: Vocabulary) -> Mapping:
     reads = tuple(Read(r.resource, r.concept, r.element, _code(s, r.code),
                        {s.get(k, k): dict(v) for k, v in r.codes.items()}, r.prefix,
                        tuple(s.get(p, p) for p in r.pass_), r.optional, r.record, tuple(r.fields.items()),
-                       {s.get(k, k): tuple(_range(c) for c in v) for k, v in r.when.items()})
+                       {s.get(k, k): tuple(_range(c) for c in v) for k, v in r.when.items()},
+                       tuple((value, *_band(text)) for value, text in r.bands.items()), r.latest)
                   for r in raw.read)
     derives = tuple(Derive(d.name, d.concept, d.resource, {s.get(k, k): frozenset(v) for k, v in d.codes.items()},
                            dict(d.concepts)) for d in raw.derive)
@@ -180,6 +185,15 @@ def _range(text: str) -> tuple[str, str]:
     """'64400-64530' -> ('64400', '64530'); a single code is a range of one."""
     first, _, last = text.partition("-")
     return first.strip(), (last or first).strip()
+
+
+def _band(text: str) -> tuple[float, float] | tuple[None, None]:
+    """'7-10' -> (7.0, 10.0), bounds included; (None, None) when the text is no such range."""
+    low, _, high = str(text).partition("-")
+    try:
+        return float(low), float(high or low)
+    except ValueError:
+        return None, None
 
 
 def _code(systems: dict, code: dict | None) -> tuple[str, str] | None:
@@ -225,6 +239,12 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
         problems += [Problem(where, f"maps {system} code {code!r} to {value!r}, which is not a value of "
                                     f"{concept.domain}.")
                      for system, table in row.codes.items() for code, value in table.items() if value not in allowed]
+        problems += [Problem(where, f"band {value!r} is not a value of {concept.domain}.")
+                     for value in row.bands if value not in allowed]
+        problems += [Problem(where, f"band {value!r}: {text!r} is not a range of scores (low-high, 7-10).")
+                     for value, text in row.bands.items() if None in _band(text) or _band(text)[0] > _band(text)[1]]
+        if row.bands and row.code is None:
+            problems.append(Problem(where, "`bands` read an Observation's score: give the Observation `code`."))
     problems += [Problem(f"{mapping.source}: record_wins", f"concept {c!r} is not in the vocabulary.")
                  for c in raw.record_wins if c not in vocab.concepts]
     for k, row in enumerate(raw.derive):

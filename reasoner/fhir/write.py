@@ -145,7 +145,7 @@ class _Writer:
                 "outcome": {"coding": [{"system": system, "code": code}]}})
 
     def observations(self) -> None:
-        coded = {r.concept: r.code for r in self.mapping.reads if r.code}
+        coded = {r.concept: r.code for r in self.mapping.reads if r.code and not r.bands}  # a band is no score
         for name, value in list(self.facts.items()):
             concept = self.vocab.concepts.get(name)
             if concept is None:
