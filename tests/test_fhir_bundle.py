@@ -272,7 +272,8 @@ def test_a_wrong_mapping_file_is_named_with_its_entry(tmp_path):
     path = folder / "fhir_mapping.yaml"
     path.write_text(path.read_text().replace("concept: qtc_interval", "concept: qtc")
                     .replace('"5": commercial', '"5": employer').replace('"64400-64530"', '"64530-64400"')
-                    .replace('severe: "7-10"', 'extreme: "7-10"'))
+                    .replace('severe: "7-10"', 'extreme: "7-10"')
+                    .replace('# Age\n    concept: age', '# Age\n    concept: age\n    latest: true'))
     with pytest.raises(PolicyError) as err:
         load_mapping(folder, LOADED.vocab)
     found = {(p.where.split(": ")[-1], p.message) for p in err.value.problems}
@@ -280,6 +281,7 @@ def test_a_wrong_mapping_file_is_named_with_its_entry(tmp_path):
     assert any("'employer', which is not a value of line_kind" in m for _, m in found), found
     assert any("`when` range '64530-64400' needs two codes" in m for _, m in found), found
     assert any("band 'extreme' is not a value of severity_kind" in m for _, m in found), found
+    assert any("`latest` keeps the latest of a row's scores: it needs `bands`" in m for _, m in found), found
     done = CliRunner().invoke(app, ["check", str(CHART), "--policies", str(folder)])
     assert done.exit_code == 3 and "fhir_mapping.yaml: read[" in done.output and "Traceback" not in done.output
     linted = CliRunner().invoke(app, ["lint", "--policies", str(folder)])

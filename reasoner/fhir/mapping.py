@@ -245,6 +245,10 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
                      for value, text in row.bands.items() if None in _band(text) or _band(text)[0] > _band(text)[1]]
         if row.bands and row.code is None:
             problems.append(Problem(where, "`bands` read an Observation's score: give the Observation `code`."))
+        if row.latest and not row.bands:
+            problems.append(Problem(where, "`latest` keeps the latest of a row's scores: it needs `bands`."))
+        if row.when and row.code is not None:
+            problems.append(Problem(where, "`code` already names the one Observation code this row reads; drop `when`."))
     problems += [Problem(f"{mapping.source}: record_wins", f"concept {c!r} is not in the vocabulary.")
                  for c in raw.record_wins if c not in vocab.concepts]
     for k, row in enumerate(raw.derive):
