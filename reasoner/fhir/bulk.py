@@ -27,14 +27,17 @@ from reasoner.io.patient import unflatten
 from reasoner.language.load import Loaded
 from reasoner.paths import policies_dir
 
-MEMORY_LIMIT = "400MB"  # the sort spills to disk beyond this (it ran out of memory at 300 MB)
+MEMORY_LIMIT = "300MB"  # the sort spills to disk beyond this
+# One thread: with two, or with DuckDB's default left unset, sorting a 100k-member export (2.7 GB)
+# ran out of memory under 400 MB; with one it sorts under 300 MB (peak 403 MB), two seconds slower in 120.
+THREADS = 1
 BATCH = 4096
 MAX_LINE = 2 << 20  # bytes of one resource (one NDJSON line); a longer line is refused, not cut
 # Every line of the export with the member its resource is about. Built from constants only: the
 # file names arrive as a bound parameter. The lines are read as text (CSV of one column, with a
 # delimiter and no quote character that valid JSON cannot hold raw) and parsed where a key is
 # needed: DuckDB spills sorted text to disk, but not its JSON documents (read_ndjson_objects ran
-# out of memory sorting a 566 MB export under a 600 MB limit; this sorts 2.7 GB under 400 MB).
+# out of memory sorting a 566 MB export under a 600 MB limit; this sorts 2.7 GB under 300 MB).
 # The CSV sniffer stays on (with it off, DuckDB 2.0's reader ran out of memory the same way); every
 # setting it could guess that would change a line is fixed here.
 MEMBERS = f"""
@@ -74,7 +77,7 @@ def members(folder: Path, loaded: Loaded) -> Iterator[tuple[int, str | InputErro
                                                "NDJSON files, one per resource type (Patient.ndjson, ...).")])
     mapping = load_mapping(loaded.folder or policies_dir(), loaded.vocab)
     spill = tempfile.mkdtemp(prefix="reasoner-bulk-")
-    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill})
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": THREADS, "temp_directory": spill})
     try:
         try:
             reader = con.sql(MEMBERS, params=[[str(f) for f in files]]).to_arrow_reader(BATCH)

@@ -48,6 +48,8 @@ from reasoner.results.decide import NO_RULE
 FORMATS = ("jsonl", "csv", "parquet")
 CHUNK = 20_000  # rows read at a time (and decided at a time on Spark)
 TYPED_CHUNK = 50_000  # typed Parquet rows are small in memory (no JSON text)
+BULK_CHUNK = 5_000  # members of a Bulk export come at ~1 ms each: a smaller chunk costs no speed, and
+                    # each waiting chunk holds its members' JSON twice (Python and Arrow)
 CHECKED_BATCH = 4_096  # rows per batch between the two queries: each holds every layout column
 OUTPUT_BATCH = 20_000  # decision rows per table written
 MEMORY_LIMIT = "640MB"  # the intake query's: JSON is parsed into every field at once
@@ -302,13 +304,13 @@ def _bulk(path: Path, size: int, loaded: Loaded) -> Iterator[Chunk]:
 
 
 def chunks(path: Path, loaded: Loaded, size: int | None = None) -> Iterator[Chunk]:
-    """The file's rows, `size` at a time (by default CHUNK, or TYPED_CHUNK for typed Parquet)."""
+    """The file's rows, `size` at a time (by default CHUNK; TYPED_CHUNK for typed Parquet, BULK_CHUNK for a Bulk export)."""
     fmt = input_format(path)
     if fmt == "parquet":
         return _parquet(path, size, loaded)
-    size = size or CHUNK
     if fmt == "fhir-bulk":
-        return _bulk(path, size, loaded)
+        return _bulk(path, size or BULK_CHUNK, loaded)
+    size = size or CHUNK
     if fmt == "csv":
         return _csv(path, size, loaded)
     return _jsonl(path, size)
