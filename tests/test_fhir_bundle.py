@@ -83,6 +83,10 @@ def test_a_chart_like_bundle_derives_its_facts_from_dated_and_coded_resources(re
     last_visit, request = dt.date(2025, 10, 2), dt.date(2026, 3, 2)
     assert f["pt_months_since"] == pytest.approx((request - last_visit).days * 12 / 365.25, abs=0.01)
     assert f["medications.antidepressant.weeks"] == 3
+    # ibuprofen by its RxNorm ingredient code is an NSAID tried; metformin, which no policy asks about, is not read
+    assert (f["medications.nsaid.outcome"], patient.provenance["medications.nsaid.outcome"]) == (
+        "failed", "MedicationStatement/med-nsaid")
+    assert not any("metformin" in p for p in patient.provenance.values())
     assert patient.provenance["age"] == "Patient/chart-fbss"
     assert patient.provenance["pt_visits"] == "Procedure/pt-1 … Procedure/pt-12 (12 resources)"
     # a CPT-coded procedure's SNOMED outcome: a transforaminal epidural, a lumbar laminectomy
@@ -218,6 +222,10 @@ BAD_BUNDLES = {
         "give pain_severity different values"),
     "a pain score given as text": (_edit("pain-score-2", valueInteger=None, valueString="8/10"),
                                    "Observation/pain-score-2.value[x]", "read from a score"),
+    "a drug tried coded only in a system the mapping does not know": (
+        _edit("med-nsaid", medicationCodeableConcept={"coding": [{"system": "http://hl7.org/fhir/sid/ndc",
+                                                                   "code": "0904-5853-61"}]}),
+        "MedicationStatement/med-nsaid.medicationCodeableConcept", "no coding this reader maps to medications"),
     "a value out of the vocabulary's range": (
         _edit("trial-relief", valueQuantity={"value": 150, "unit": "%", "system": "http://unitsofmeasure.org",
                                              "code": "%"}), "field 'pain_trial_relief'", "between"),
@@ -273,7 +281,8 @@ def test_a_wrong_mapping_file_is_named_with_its_entry(tmp_path):
     path.write_text(path.read_text().replace("concept: qtc_interval", "concept: qtc")
                     .replace('"5": commercial', '"5": employer').replace('"64400-64530"', '"64530-64400"')
                     .replace('severe: "7-10"', 'extreme: "7-10"')
-                    .replace('# Age\n    concept: age', '# Age\n    concept: age\n    latest: true'))
+                    .replace('# Age\n    concept: age', '# Age\n    concept: age\n    latest: true')
+                    .replace('"3322": diazepam', '"3322": valium'))
     with pytest.raises(PolicyError) as err:
         load_mapping(folder, LOADED.vocab)
     found = {(p.where.split(": ")[-1], p.message) for p in err.value.problems}
@@ -282,6 +291,7 @@ def test_a_wrong_mapping_file_is_named_with_its_entry(tmp_path):
     assert any("`when` range '64530-64400' needs two codes" in m for _, m in found), found
     assert any("band 'extreme' is not a value of severity_kind" in m for _, m in found), found
     assert any("`latest` keeps the latest of a row's scores: it needs `bands`" in m for _, m in found), found
+    assert any("code '3322' to 'valium', which is not a value of medication_kind" in m for _, m in found), found
     done = CliRunner().invoke(app, ["check", str(CHART), "--policies", str(folder)])
     assert done.exit_code == 3 and "fhir_mapping.yaml: read[" in done.output and "Traceback" not in done.output
     linted = CliRunner().invoke(app, ["lint", "--policies", str(folder)])

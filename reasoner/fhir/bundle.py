@@ -239,6 +239,8 @@ class _Reader:
                     out.append(mapped)
             elif row and system in row.passes:
                 out.append(code)
+        if not out and row and row.ignores(codings(value)):
+            return []
         if not out and not (row and row.optional) and not any(p.where.endswith(where) for p in self.problems):
             self.problem(where, f"has no coding this reader maps to {concept.name} (systems: "
                                 f"{', '.join(dict.fromkeys(map(str, seen))) or 'none'}); code it in "

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reasoner.errors import PolicyError, Problem
@@ -39,6 +41,7 @@ class _ReadRow(_Strict):
     when: dict[str, list[str]] = {}
     bands: dict[str, str] = {}
     latest: bool = False
+    unlisted: Literal["report", "ignore"] = "report"
 
 
 class _DeriveRow(_Strict):
@@ -75,6 +78,13 @@ class Read:
     when: dict = None  # system URL -> ((first, last), ...): only resources whose code is in one range
     bands: tuple = ()  # ((value, low, high), ...): a score read as the value of the band holding it
     latest: bool = False  # only the latest dated resource the row reads counts (a score taken often)
+    unlisted: str = "report"  # "ignore": a code of a listed system that the table lacks is not read
+
+    def ignores(self, codings: list[dict]) -> bool:
+        """Whether codings no table maps are left unread without a word: with `unlisted: ignore`,
+        when one of them is in a system whose table the row holds (a drug the table does not
+        list); codings only in systems the row does not know are still reported."""
+        return self.unlisted == "ignore" and any(c.get("system") in self.codes for c in codings)
 
     def selects(self, resource: dict) -> bool:
         """Whether the row reads this resource: always without `when`; with it, when a coding of
@@ -173,7 +183,7 @@ def _build(path: str, raw: _File, vocab: Vocabulary) -> Mapping:
                        {s.get(k, k): dict(v) for k, v in r.codes.items()}, r.prefix,
                        tuple(s.get(p, p) for p in r.pass_), r.optional, r.record, tuple(r.fields.items()),
                        {s.get(k, k): tuple(_range(c) for c in v) for k, v in r.when.items()},
-                       tuple((value, *_band(text)) for value, text in r.bands.items()), r.latest)
+                       tuple((value, *_band(text)) for value, text in r.bands.items()), r.latest, r.unlisted)
                   for r in raw.read)
     derives = tuple(Derive(d.name, d.concept, d.resource, {s.get(k, k): frozenset(v) for k, v in d.codes.items()},
                            dict(d.concepts)) for d in raw.derive)
@@ -203,6 +213,11 @@ def _code(systems: dict, code: dict | None) -> tuple[str, str] | None:
     return systems.get(name, name), value
 
 
+def _unknown_values(where: str, row: _ReadRow, allowed: set, domain: str | None) -> list[Problem]:
+    return [Problem(where, f"maps {system} code {code!r} to {value!r}, which is not a value of {domain}.")
+            for system, table in row.codes.items() for code, value in table.items() if value not in allowed]
+
+
 def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
     """Every name the file uses exists: formats, systems, concepts, domain values, derivations."""
     problems: list[Problem] = []
@@ -220,6 +235,9 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
                      for texts in row.when.values() for text in texts
                      if len(_range(text)[0]) != len(_range(text)[1]) or _range(text)[0] > _range(text)[1]
                      or not _range(text)[0]]
+        if row.unlisted == "ignore" and not row.codes:
+            problems.append(Problem(where, "`unlisted: ignore` leaves unread the codes its `codes` table lacks: "
+                                           "give the table."))
         if (row.concept is None) == (row.record is None):
             problems.append(Problem(where, "needs exactly one of `concept` or `record`."))
             continue
@@ -230,15 +248,14 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
                 continue
             problems += [Problem(where, f"record {row.record!r} has no field {f!r}.")
                          for f in row.fields if f not in record.fields]
+            problems += _unknown_values(where, row, set(vocab.domains.get(record.key_domain, {})), record.key_domain)
             continue
         concept = vocab.concepts.get(row.concept)
         if concept is None:
             problems.append(Problem(where, f"concept {row.concept!r} is not in the vocabulary."))
             continue
         allowed = set(vocab.domains.get(concept.domain or "", {}))
-        problems += [Problem(where, f"maps {system} code {code!r} to {value!r}, which is not a value of "
-                                    f"{concept.domain}.")
-                     for system, table in row.codes.items() for code, value in table.items() if value not in allowed]
+        problems += _unknown_values(where, row, allowed, concept.domain)
         problems += [Problem(where, f"band {value!r} is not a value of {concept.domain}.")
                      for value in row.bands if value not in allowed]
         problems += [Problem(where, f"band {value!r}: {text!r} is not a range of scores (low-high, 7-10).")
