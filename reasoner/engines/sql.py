@@ -215,16 +215,19 @@ def _policy_columns(c: _Compiler, policy: ir.Policy, fires: dict[int, str], scop
     `fires` and `scopes` name each rule's columns of the rules layer (by the rule's id())."""
     cases = " ".join(f"WHEN {fires[id(r)]} THEN {literal(r.name)}" for r in policy.rules)
     kinds = " ".join(f"WHEN {fires[id(r)]} THEN {literal(r.outcome.kind)}" for r in policy.rules)
-    failing = []
+    failing, in_scope = [], []
     for rule in (r for r in policy.rules if r.outcome.kind == "covered"):
+        in_scope.append(scopes[id(rule)])
         scope = scopes[id(rule)]
         failing += [f"CASE WHEN {scope} AND NOT {c.node_col[x.id]} THEN {literal(x.id)} END"
                     for n in rule.conditions for x in criteria_of(n)]
         failing += [f"CASE WHEN {scope} AND {c.node_col[n.id]} THEN {literal(n.id)} END" for n in rule.exceptions]
     joined = f"concat_ws(';', {', '.join(failing)})" if failing else "''"
+    # a row in no covered rule's scope has no failing criterion: its many CASEs are not evaluated
+    unscoped = f"NOT ({chain('OR', in_scope)})" if in_scope else "TRUE"
     return [f"CASE {cases} END AS {policy.id}__rule",
             f"CASE {kinds} ELSE 'not_addressed' END AS {policy.id}__decision",
-            f"CASE WHEN (CASE {kinds} END) = 'covered' THEN '' ELSE {joined} END AS {policy.id}__failing"]
+            f"CASE WHEN (CASE {kinds} END) = 'covered' OR {unscoped} THEN '' ELSE {joined} END AS {policy.id}__failing"]
 
 
 def _version_column(program: ir.Program, table: Layout, current: ir.Policy) -> str:
