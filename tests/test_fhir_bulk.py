@@ -21,11 +21,12 @@ MAPPING = load_mapping(ROOT / "policies", LOADED.vocab)
 PAYERS = [p.id for p in LOADED.program.current]
 
 
-def _population(tmp_path, count: int, seed: int):
+def _population(tmp_path, count: int, seed: int, distinct: int | None = None):
+    """`count` members: `distinct` generated patients (all of them by default), repeated with new ids."""
     people = []
     for service in ("implant", "trial", "refill", "replacement"):
-        people += diff.generate(LOADED, PAYERS, {"service": service}, count // 4, seed=seed)
-    members = [(f"m{k}", p.facts) for k, p in enumerate(people)]
+        people += diff.generate(LOADED, PAYERS, {"service": service}, (distinct or count) // 4, seed=seed)
+    members = [(f"m{k}", people[k % len(people)].facts) for k in range(count)]
     export = tmp_path / "export"
     write_bulk(members, export, LOADED.vocab, MAPPING)
     rows = tmp_path / "members.jsonl"
@@ -42,8 +43,8 @@ def _batch(*args):
     return CliRunner().invoke(app, ["batch", *map(str, args)])
 
 
-def _same_as_rows(tmp_path, count: int, seed: int) -> int:
-    export, rows, n = _population(tmp_path, count, seed)
+def _same_as_rows(tmp_path, count: int, seed: int, distinct: int | None = None) -> int:
+    export, rows, n = _population(tmp_path, count, seed, distinct)
     done = _batch(export, "--out", tmp_path / "from_export.jsonl")
     assert done.exit_code == 0, done.output
     assert _batch(rows, "--out", tmp_path / "from_rows.jsonl").exit_code == 0
@@ -58,9 +59,10 @@ def test_an_export_is_decided_as_the_same_members_written_as_rows(tmp_path):
 
 
 @pytest.mark.slow
-def test_thousands_of_members_from_an_export_equal_their_rows(tmp_path):
-    """Several Arrow batches of resources, members straddling their boundaries (bench_bulk.py runs 100,000)."""
-    assert _same_as_rows(tmp_path, 2_500, seed=5) == 2_500
+def test_ten_thousand_members_from_an_export_equal_their_rows(tmp_path):
+    """Many Arrow batches of resources and two input chunks, members straddling their boundaries
+    (bench_bulk.py runs 100,000): 2,000 generated patients, each five times under new ids."""
+    assert _same_as_rows(tmp_path, 10_000, seed=5, distinct=2_000) == 10_000
 
 
 def _lines(path):

@@ -14,6 +14,7 @@ any error refuses the whole bundle, so nothing is half-read.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections import defaultdict
 from decimal import Decimal
@@ -61,8 +62,6 @@ def _shape(data: dict, source: str) -> None:
     """What every later step relies on, said plainly before the models' own messages: entries are
     objects whose resource names a resource type the R4B models know, ids are unique, and no
     resource carries a modifierExtension (FHIR forbids reading such a resource as if it had none)."""
-    from fhir.resources.R4B import get_fhir_model_class
-
     entries = data.get("entry")
     if entries is not None and not isinstance(entries, list):
         raise PatientError([Problem(f"{source}: {RESOURCE}.entry", "must be a list of entries.")])
@@ -74,11 +73,7 @@ def _shape(data: dict, source: str) -> None:
             problems.append(Problem(where, "is not an entry holding a resource (an object with a resource object)."))
             continue
         kind = resource.get("resourceType")
-        try:
-            known = isinstance(kind, str) and get_fhir_model_class(kind) is not None
-        except (KeyError, LookupError, ValueError, AttributeError):
-            known = False
-        if not known:
+        if not (isinstance(kind, str) and _known_type(kind)):
             problems.append(Problem(f"{where}.resource.resourceType", f"{_short(kind)} is not a FHIR R4 resource type."))
             continue
         name = name_of(resource)
@@ -91,6 +86,18 @@ def _shape(data: dict, source: str) -> None:
                                                                            "reading it as if absent."))
     if problems:
         raise PatientError(problems[:20])
+
+
+@functools.lru_cache(maxsize=256)
+def _known_type(kind: str) -> bool:
+    """Whether the R4B models know this resource type (asked once per type: a Bulk export asks
+    for every one of its millions of resources)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    try:
+        return get_fhir_model_class(kind) is not None
+    except (KeyError, LookupError, ValueError, AttributeError):
+        return False
 
 
 def _validate(data: dict, source: str) -> None:
@@ -317,7 +324,8 @@ class _Reader:
             self.problem(f"{name}.value[x]", f"{concept.name} is read from a score here: give valueInteger, or a "
                                              "valueQuantity in {score}.")
             return
-        band = next((v for v, low, high in row.bands if isinstance(score, (int, float)) and low <= score <= high), None)
+        number = isinstance(score, (int, float)) and not isinstance(score, bool)
+        band = next((v for v, low, high in row.bands if number and low <= score <= high), None)
         if band is None:
             shown = ", ".join(f"{v} {low:g}-{high:g}" for v, low, high in row.bands)
             self.problem(where, f"{_short(score)} is in no band the mapping reads as {concept.name} ({shown}); "
