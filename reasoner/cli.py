@@ -245,6 +245,7 @@ def batch(
     on_error: str = typer.Option("skip", "--on-error", metavar="MODE", help="skip: report bad rows and go on; reject: stop at the first."),
     chunk: Optional[int] = typer.Option(None, "--chunk", min=1, metavar="N", help="Patients checked and decided per query (default: 50,000 for a Parquet file in the vocabulary's own column types, 5,000 members of a FHIR Bulk export, 20,000 otherwise)."),
     engine: str = typer.Option("duckdb", "--engine", metavar="ENGINE", help="duckdb (embedded) or spark (needs the spark extra)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE", help="Date the requests (YYYY-MM-DD) that have no request_date: each policy's version in force then decides them (a dated request keeps its date)."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = typer.Option(False, "--json", help="The run summary as JSON (on stdout with --out, else on stderr)."),
 ) -> None:
@@ -258,6 +259,9 @@ def batch(
     from reasoner.io import batch as b
     from reasoner.io.output import check_target
 
+    import datetime as dt
+
+    _check_as_of(as_of, as_json)
     loaded = _load(policies, as_json)
     chosen = _payers(loaded, payer, as_json)
     problems: list[Problem] = []
@@ -292,7 +296,7 @@ def batch(
         program = program.only(chosen)
     err = render.console(stderr=True)
     try:
-        pipeline = b.Pipeline(program, loaded, fmt, engine)
+        pipeline = b.Pipeline(program, loaded, fmt, engine, dt.date.fromisoformat(as_of) if as_of else None)
     except InputError as error:  # the engine asked for cannot run here (no PySpark, no Java)
         _fail(error.problems, as_json, EXIT_USAGE)
     try:

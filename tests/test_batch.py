@@ -218,3 +218,41 @@ def test_summary_json_counts_rows_reasons_and_decisions(tmp_path):
     assert (summary["read"], summary["decided"], summary["rejected"]) == (4, 2, 2)
     assert summary["rejected_by_reason"] == {"field 'age'": 1, "invalid JSON": 1}
     assert sum(summary["decisions"]["uhc"].values()) == 2
+
+
+@pytest.mark.parametrize("typed", [False, True], ids=["jsonl", "typed parquet"])
+def test_as_of_dates_the_undated_rows_as_check_does_and_keeps_every_date(tmp_path, typed):
+    """`batch --as-of` dates a request that has none (so the version then in force decides it), as
+    `check --as-of` does, on the SQL path, the typed path and the `validate` fallback alike (row 3
+    is spelled as only `validate` reads it); a dated row keeps its date; a bad date is still bad."""
+    from reasoner.engines.intake import arrow_schema
+
+    loaded = load(ROOT / "policies")
+    rows = [dict(ROWS[0], id="undated"), dict(ROWS[0], id="dated", request_date="2020-01-02"),
+            dict(ROWS[0], id="bad", request_date="2017-02-30")]
+    if typed:  # a date column holds only real dates: the bad one is left to the JSON path
+        import datetime as dt
+
+        path = tmp_path / "in.parquet"
+        typed_rows = [rows[0], dict(rows[1], request_date=dt.date(2020, 1, 2))]
+        pq.write_table(pa.Table.from_pylist(typed_rows, schema=arrow_schema(loaded.vocab)), path)
+    else:
+        flat = {k: v for k, v in ROWS[0].items() if k != "medications"} | {"medications.nsaid.outcome": "failed"}
+        path = _jsonl(tmp_path, rows[:2] + [dict(flat, id="flat")] + rows[2:])
+    done = CliRunner().invoke(app, ["batch", str(path), "--as-of", "2016-06-01", "--out", str(tmp_path / "o.jsonl")])
+    assert done.exit_code == 0, done.output
+    out = {(o["id"], o["payer"]): o for o in map(json.loads, (tmp_path / "o.jsonl").read_text().splitlines())}
+    assert not any(i == "bad" for i, _ in out) and (typed or "2017-02-30" in done.output)
+    assert out[("undated", "cam70141")]["version"] == "cam70141_pre2018"
+    assert out[("dated", "cam70141")]["version"] == "cam70141"
+    if not typed:
+        assert out[("flat", "cam70141")]["version"] == "cam70141_pre2018"
+    example = tmp_path / "undated.json"
+    example.write_text(json.dumps(rows[0]))
+    checked = json.loads(CliRunner().invoke(app, ["check", str(example), "--as-of", "2016-06-01", "--json"]).stdout)
+    for d in checked["decisions"]:
+        payer = next(p.id for p in loaded.program.current if d["policy"] in {v.id for v in loaded.program.versions(p.id)})
+        assert (out[("undated", payer)]["version"], out[("undated", payer)]["rule"],
+                out[("undated", payer)]["decision"]) == (d["policy"], d["rule"], d["decision"])
+    bad = CliRunner().invoke(app, ["batch", str(path), "--as-of", "June 2016"])
+    assert bad.exit_code == EXIT_USAGE and "--as-of" in bad.output

@@ -24,6 +24,7 @@ were compared with those names as data; row content travels only as data.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -154,20 +155,26 @@ def _spec(vocab: Vocabulary) -> str:
     return json.dumps(spec)
 
 
-def _laid_out(concepts: _Concepts, layout: Layout, names: dict[str, str]) -> list[str]:
-    """The layout's columns from each concept's value as read (`names`), NULL unless the row is ok."""
+def _laid_out(concepts: _Concepts, layout: Layout, names: dict[str, str], as_of: dt.date | None = None) -> list[str]:
+    """The layout's columns from each concept's value as read (`names`), NULL unless the row is ok;
+    with `as_of`, a request with no date is dated then (`batch --as-of`: as `check --as-of` does,
+    an ok row's date is absent or valid, so only an absent one is filled)."""
     members: dict[str, list] = {}
     for col in layout.columns:
         members.setdefault(col.concept, []).append((col.name, col.member))
+    read = dict(names)
+    if as_of is not None and "request_date" in read:
+        read["request_date"] = f"COALESCE({names['request_date']}, DATE {literal(as_of.isoformat())})"
     out = []
     for concept, cols in members.items():
-        sql = concepts.values(concepts.vocab.concepts[concept], names[concept], [m for _, m in cols])
+        sql = concepts.values(concepts.vocab.concepts[concept], read[concept], [m for _, m in cols])
         out += [f"CASE WHEN ok THEN {s} END AS {name}" for s, (name, _) in zip(sql, cols)]
     return out
 
 
-def intake_query(vocab: Vocabulary, layout: Layout, source: str) -> str:
-    """SELECT line, ok, id and the layout's columns from `source` (columns `line`, `j`)."""
+def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date | None = None) -> str:
+    """SELECT line, ok, id and the layout's columns from `source` (columns `line`, `j`); `as_of`
+    dates the requests that have no date."""
     concepts = _Concepts(vocab)
     paths = ["$"]
     where: dict[str, tuple[str, str]] = {}  # field -> (its JSON type, its value as transformed)
@@ -203,7 +210,7 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str) -> str:
         checks.append(f"({absent[key]} OR {check})")
     known = list(vocab.plain()) + list(vocab.records) + ["id", "description"]
     ok = " AND ".join([_keys_ok("t[1]", "k", [where[n][0] for n in known]), *_requested(vocab, names), *checks])
-    columns = _laid_out(concepts, layout, names)
+    columns = _laid_out(concepts, layout, names, as_of)
     # a surrogate escape (\ud800) is valid JSON but not valid text: validate() explains it
     usable = "json_valid(j) AND NOT regexp_matches(j, '\\\\[uU][dD][89abAB]')"
     record_keys = (f"CASE WHEN {any_record} THEN json_keys(j, [{', '.join(map(literal, container_paths))}]) END"
@@ -332,7 +339,8 @@ def _typed_normal(concepts: _Concepts, c: Concept, x: str, t: pa.DataType) -> st
     return x
 
 
-def typed_intake_query(vocab: Vocabulary, layout: Layout, source: str, schema: pa.Schema) -> str | None:
+def typed_intake_query(vocab: Vocabulary, layout: Layout, source: str, schema: pa.Schema,
+                       as_of: dt.date | None = None) -> str | None:
     """SELECT line, ok, id and the layout's columns from `source` (the file's columns and LINE),
     or None when the schema is not one read exactly (`typed_columns`)."""
     columns = typed_columns(vocab, pa.schema([f for f in schema if f.name != LINE]))
@@ -348,7 +356,7 @@ def typed_intake_query(vocab: Vocabulary, layout: Layout, source: str, schema: p
     normal += [f"{_null(vocab.concepts[n])} AS {names[n]}" for n in vocab.concepts if n not in columns]
     checks = [f"({raw[n]} IS NULL OR {concepts.check(vocab.concepts[n], raw[n], names[n])})" for n in given]
     ok = " AND ".join(_requested(vocab, names) + checks) or "TRUE"
-    out = _laid_out(concepts, layout, names)
+    out = _laid_out(concepts, layout, names, as_of)
     return (f"WITH raw AS (SELECT {', '.join(select)} FROM {source}), "
             f"normal AS (SELECT *, {', '.join(normal)} FROM raw), "
             f"checked AS (SELECT *, COALESCE({ok}, FALSE) AS ok FROM normal) "

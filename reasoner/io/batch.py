@@ -20,6 +20,7 @@ and never the end of the run.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import itertools
 import json
 import re
@@ -409,14 +410,16 @@ class Pipeline:
     20,000 rows; planned once, a run of a million rows pays it once. Both queries keep input order
     (no sort, no join: see `_connect`), and rows `validate` accepts are put back in their places."""
 
-    def __init__(self, program: ir.Program, loaded: Loaded, fmt: str = "jsonl", engine: str = "duckdb"):
+    def __init__(self, program: ir.Program, loaded: Loaded, fmt: str = "jsonl", engine: str = "duckdb",
+                 as_of: dt.date | None = None):
         vocab = loaded.vocab
         self.program, self.vocab, self.fmt, self.engine = program, vocab, fmt, engine
+        self.as_of = as_of  # the date of requests that have none (`--as-of`)
         self.layout = layout(program, vocab)
         self.schema = pa.schema([("pid", pa.int64()), ("id", pa.string())] +
                                 [(c.name, ARROW[c.sql_type]) for c in self.layout.columns])
         self.intake_con, self.con = _connect(MEMORY_LIMIT), _connect(DECIDE_MEMORY)
-        self.intake = intake_query(vocab, self.layout, "chunk")
+        self.intake = intake_query(vocab, self.layout, "chunk", as_of)
         self.con.register("rule_info", _rule_info(program))
         self.con.register("node_info", _node_info(program))
         for statement in _LOOKUPS:
@@ -449,7 +452,7 @@ class Pipeline:
         """The intake query for the file's chunks: over JSON text, or over its typed columns."""
         if not chunk.typed:
             return self.intake
-        return typed_intake_query(self.vocab, self.layout, "chunk", chunk.arrow.schema)
+        return typed_intake_query(self.vocab, self.layout, "chunk", chunk.arrow.schema, self.as_of)
 
     def decide(self, parts: Iterator[Chunk], where: str, on_error: str, report: Report,
                problems: list[Problem]) -> Iterator[pa.Table]:
@@ -512,7 +515,7 @@ class Pipeline:
             try:
                 if isinstance(data, InputError):
                     raise data
-                patient = validate(data, self.vocab, f"{where}:{line}")
+                patient = validate(self._dated(data), self.vocab, f"{where}:{line}")
             except InputError as err:
                 problems.extend(Problem(p.where if p.where.startswith(where) else f"{where}:{line}: {p.where}",
                                         p.message) for p in err.problems)
@@ -522,6 +525,12 @@ class Pipeline:
             ids.append(data.get("id") if isinstance(data.get("id"), str) else None)
         columns = [pids, ids] + ([list(col) for col in zip(*facts)] if facts else [[] for _ in self.layout.columns])
         return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, self.schema)], schema=self.schema)
+
+    def _dated(self, data: object) -> object:
+        """The row with `as_of` as its request date when it states none (as the intake query does)."""
+        if self.as_of is None or not isinstance(data, dict) or data.get("request_date") is not None:
+            return data
+        return {**data, "request_date": self.as_of.isoformat()}
 
     def close(self) -> None:
         for con in (self.intake_con, self.con):
