@@ -480,6 +480,7 @@ def questionnaire_cmd(
     out: Optional[Path] = typer.Option(None, "--out", readable=False, metavar="FILE", help="Write the JSON here (default: standard output)."),
     prefill: Optional[Path] = typer.Option(None, "--prefill", readable=False, metavar="PATIENT",
                                            help="Write instead the QuestionnaireResponse answered from this patient file."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE", help="The request's date (YYYY-MM-DD): the questions of the payer's policy version in force then (default: its current version; an earlier version may also be named by its id)."),
     policies: Optional[Path] = PoliciesOpt,
     as_json: bool = typer.Option(False, "--json", help="Errors as JSON too (the questionnaire is always JSON)."),
 ) -> None:
@@ -491,9 +492,14 @@ def questionnaire_cmd(
     not document is left unanswered); `reasoner check` reads such a response as a patient."""
     from reasoner.fhir.questionnaire import prefill as prefilled, questionnaire
 
+    import datetime as dt
+
+    _check_as_of(as_of, as_json)
     loaded = _load(policies, as_json)
     (chosen,) = _payers(loaded, [payer], as_json)
     _check_request(loaded, service, indication, as_json)
+    if as_of is not None:
+        chosen = loaded.program.in_force(chosen, dt.date.fromisoformat(as_of)).id
     document = questionnaire(loaded.program, loaded.vocab, chosen, service, indication)
     if prefill is not None:
         try:

@@ -154,6 +154,19 @@ def test_cli_writes_the_questionnaire_and_refuses_unknown_names(tmp_path):
         assert bad.exit_code == EXIT_USAGE and message in bad.output and "Traceback" not in bad.output
 
 
+def test_as_of_asks_the_questions_of_the_version_in_force_then():
+    """A request dated before a policy's revision is decided by the earlier version, so it is asked
+    that version's questions; its own id names it too; a date that is none is refused."""
+    args = ["questionnaire", "--payer", "cam70141", "--service", "implant", "--indication", "nonmalignant_pain"]
+    dated = json.loads(CliRunner().invoke(app, [*args, "--as-of", "2016-06-01"]).output)
+    by_id = json.loads(CliRunner().invoke(app, [*args[:2], "cam70141_pre2018", *args[3:]]).output)
+    now = json.loads(CliRunner().invoke(app, args).output)
+    assert dated == by_id and dated["id"] == "cam70141-pre2018-implant-nonmalignant-pain" and _parse(dated)
+    assert now["id"] == "cam70141-implant-nonmalignant-pain" and now["title"] != dated["title"]
+    bad = CliRunner().invoke(app, [*args, "--as-of", "2016-13-01"])
+    assert bad.exit_code == EXIT_USAGE and "--as-of" in bad.output
+
+
 # ---------------------------------------------------------------- completed questionnaires in
 def _response_file(tmp_path, response: dict, name: str = "qr.json"):
     path = tmp_path / name
