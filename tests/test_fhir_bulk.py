@@ -103,7 +103,8 @@ def test_a_bad_member_is_reported_by_member_and_resource_and_the_others_decided(
 
 @pytest.mark.parametrize("content, message", [
     (None, "holds no .ndjson files"),
-    ('{"resourceType": "Patient", "id": "p1"}\n{"resourceType": \n', "is not a readable NDJSON export"),
+    ('{"resourceType": "Patient", "id": "p1"}\n{"resourceType": \n',
+     "Patient.ndjson: error: holds a line that is not JSON (it starts '{\"resourceType\":'"),
     ('{"resourceType": "Patient", "id": "p1", "text": {"div": "' + "x" * (3 << 20) + '"}}\n',
      "Patient.ndjson:1: error: holds a resource of 3,145,789 bytes; this reader takes resources (lines) of up to"),
 ])

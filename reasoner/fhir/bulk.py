@@ -40,6 +40,11 @@ MAX_LINE = 2 << 20  # bytes of one resource (one NDJSON line); a longer line is 
 # out of memory sorting a 566 MB export under a 600 MB limit; this sorts 2.7 GB under 300 MB).
 # The CSV sniffer stays on (with it off, DuckDB 2.0's reader ran out of memory the same way); every
 # setting it could guess that would change a line is fixed here.
+LINES = ("read_csv(?, columns={'line': 'VARCHAR'}, delim=chr(1), quote='', escape='', header=false, skip=0, "
+         f"comment='', max_line_size={MAX_LINE}")  # closed by the caller, after any further option
+# Asked only once MEMBERS has failed on a line that is not JSON: which file holds it, and how it starts.
+NOT_JSON = (f"SELECT filename, left(trim(line), 60) FROM {LINES}, filename=true) "
+            "WHERE trim(line) <> '' AND NOT json_valid(line) LIMIT 1")
 MEMBERS = f"""
 SELECT member, line FROM (
   SELECT line,
@@ -48,8 +53,7 @@ SELECT member, line FROM (
                             line->>'$.beneficiary.reference') END AS member,
          line->>'$.resourceType' = 'Patient' AS is_patient
   FROM (SELECT nullif(trim(line), '') AS line  -- a blank line holds no resource
-        FROM read_csv(?, columns={{'line': 'VARCHAR'}}, delim=chr(1), quote='', escape='', header=false,
-                      skip=0, comment='', max_line_size={MAX_LINE})))
+        FROM {LINES})))
 WHERE member IS NOT NULL
 ORDER BY member, is_patient DESC
 """
@@ -79,27 +83,45 @@ def members(folder: Path, loaded: Loaded) -> Iterator[tuple[int, str | InputErro
     spill = tempfile.mkdtemp(prefix="reasoner-bulk-")
     con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": THREADS, "temp_directory": spill})
     try:
+        names = [str(f) for f in files]
         try:
-            reader = con.sql(MEMBERS, params=[[str(f) for f in files]]).to_arrow_reader(BATCH)
+            reader = con.sql(MEMBERS, params=[names]).to_arrow_reader(BATCH)
         except duckdb.Error as err:
-            raise _unreadable(folder, err) from None
-        yield from _grouped(_rows(reader, folder), loaded, mapping)
+            raise _unreadable(folder, err, names) from None
+        yield from _grouped(_rows(reader, folder, names), loaded, mapping)
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
 
 
-def _rows(reader, folder: Path) -> Iterator[tuple[str, str]]:
+def _rows(reader, folder: Path, names: list[str]) -> Iterator[tuple[str, str]]:
     try:
         for batch in reader:
             yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist())
     except duckdb.Error as err:
-        raise _unreadable(folder, err) from None
+        raise _unreadable(folder, err, names) from None
 
 
-def _unreadable(folder: Path, err: duckdb.Error) -> InputError:
-    """DuckDB's error, said in one line: a line too long is named by file and line number."""
+def _not_json(files: list[str]) -> tuple[str, str] | None:
+    """The first file with a line that is not JSON, and the start of that line."""
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
+    try:
+        found = con.sql(NOT_JSON, params=[files]).fetchall()
+    except duckdb.Error:  # the first error stands as DuckDB said it
+        return None
+    finally:
+        con.close()
+    return (found[0][0], (found[0][1] or "").splitlines()[0] if found[0][1] else "") if found else None
+
+
+def _unreadable(folder: Path, err: duckdb.Error, files: list[str]) -> InputError:
+    """DuckDB's error, said in one line: a line too long is named by file and line number, a line
+    that is not JSON by its file and how it starts."""
     text = str(err)
+    bad = _not_json(files) if "Malformed JSON" in text else None
+    if bad:
+        return InputError([Problem(bad[0], f"holds a line that is not JSON (it starts {bad[1]!r}); a Bulk Data "
+                                           "export holds one resource (one JSON object) per line. Nothing was decided.")])
     size = re.search(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+)", text)
     if size:
         line = re.search(r"CSV Error on Line: (\d+)", text)
