@@ -213,8 +213,8 @@ BAD_BUNDLES = {
               "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "64493"}]},
               "outcome": {"coding": [{"system": "http://snomed.info/sct", "code": "385669000"}]}}),
         "Procedure/block-1, Procedure/block-2", "give nerve_block_outcome different values"),
-    "a pain score in no band": (_edit("pain-score-2", valueInteger=0), "Observation/pain-score-2.valueInteger",
-                                "is in no band the mapping reads as pain_severity"),
+    "a latest pain score in no band": (_edit("pain-score-2", valueInteger=0), "Observation/pain-score-2.valueInteger",
+                                       "is in no band the mapping reads as pain_severity"),
     "a pain score with no date": (_edit("pain-score-1", effectiveDateTime=None), "Observation/pain-score-1.effective[x]",
                                   "latest score"),
     "two scores of the last day in different bands": (
@@ -272,6 +272,21 @@ def test_values_are_read_as_written_and_what_did_not_happen_is_not_read(tmp_path
     assert "medications.nsaid.outcome" not in facts and "pain_disabling" not in facts
     assert "nerve_block_outcome" not in facts and "prior_surgery" not in facts
     assert facts["pt_visits"] == 11 and facts["planned_drugs"] == ("morphine",)
+
+
+def test_only_the_latest_pain_score_is_read(tmp_path):
+    """An earlier score says nothing about now, even one in no band; on one day the later time wins
+    (times compared in UTC); two scores of one moment that differ still conflict."""
+    bundle = _chart()
+    _resource(bundle, "pain-score-1")["valueInteger"] = 0  # 2025: no pain then, in no band
+    assert load_patient(_write(tmp_path, bundle), LOADED.vocab).facts["pain_severity"] == "severe"
+    _resource(bundle, "pain-score-1").update(valueInteger=5, effectiveDateTime="2026-02-20T16:00:00+03:00")  # 13:00 UTC
+    _resource(bundle, "pain-score-2")["effectiveDateTime"] = "2026-02-20T09:00:00-05:00"  # 14:00 UTC: later
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert (patient.facts["pain_severity"], patient.provenance["pain_severity"]) == ("severe", "Observation/pain-score-2")
+    _resource(bundle, "pain-score-1")["effectiveDateTime"] = "2026-02-20T14:00:00Z"
+    done = CliRunner().invoke(app, ["check", str(_write(tmp_path, bundle))])
+    assert done.exit_code == 3 and "give pain_severity different values" in done.output
 
 
 def test_a_wrong_mapping_file_is_named_with_its_entry(tmp_path):

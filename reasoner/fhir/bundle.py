@@ -313,7 +313,8 @@ class _Reader:
 
     def _banded(self, resource: dict, concept: Concept, row: Read) -> None:
         """A score (valueInteger, or a Quantity in {score}) read as the band holding it; with
-        `latest`, kept with its date until every resource is read (see `settle`)."""
+        `latest`, kept with its time until every resource is read, and only the latest is read
+        (see `settle`): an earlier score, even one in no band, says nothing about now."""
         name = name_of(resource)
         quantity = resource.get("valueQuantity")
         if "valueInteger" in resource:
@@ -324,6 +325,20 @@ class _Reader:
             self.problem(f"{name}.value[x]", f"{concept.name} is read from a score here: give valueInteger, or a "
                                              "valueQuantity in {score}.")
             return
+        if not row.latest:
+            self._band(concept, row, score, where, resource)
+            return
+        when = resource.get("effectiveDateTime") or resource.get("effectiveInstant") or \
+            (resource.get("effectivePeriod") or {}).get("end")
+        moment = _moment(when, f"{name}.effective[x]", self)
+        if moment is None:
+            if when is None:
+                self.problem(f"{name}.effective[x]", f"is missing; {concept.name} is read from the latest score, "
+                                                     "which needs each score's date.")
+            return
+        self.dated[concept.name].append((moment, (row, score, where), resource))
+
+    def _band(self, concept: Concept, row: Read, score, where: str, resource: dict) -> None:
         number = isinstance(score, (int, float)) and not isinstance(score, bool)
         band = next((v for v, low, high in row.bands if number and low <= score <= high), None)
         if band is None:
@@ -331,25 +346,16 @@ class _Reader:
             self.problem(where, f"{_short(score)} is in no band the mapping reads as {concept.name} ({shown}); "
                                 f"record {concept.name} itself (an Observation by concept name).")
             return
-        if not row.latest:
-            self.add(concept.name, band, resource)
-            return
-        when = resource.get("effectiveDateTime") or resource.get("effectiveInstant") or \
-            (resource.get("effectivePeriod") or {}).get("end")
-        day = _date(when, f"{name}.effective[x]", self)
-        if day is None:
-            self.problem(f"{name}.effective[x]", f"is missing; {concept.name} is read from the latest score, "
-                                                 "which needs each score's date.")
-            return
-        self.dated[concept.name].append((day, band, resource))
+        self.add(concept.name, band, resource)
 
     def settle(self) -> None:
-        """Facts read from the latest dated resource only: the values of the last day."""
+        """Facts read from the latest resource only: those of the latest moment (a day, or a time
+        when each says its time); two of that moment that differ are a conflict, as ever."""
         for concept, found in self.dated.items():
-            last = max(day for day, _, _ in found)
-            for day, value, resource in found:
-                if day == last:
-                    self.add(concept, value, resource)
+            last = max(moment for moment, _, _ in found)
+            for moment, (row, score, where), resource in found:
+                if moment == last:
+                    self._band(self.vocab.concepts[concept], row, score, where, resource)
 
     def _value(self, resource: dict, concept: Concept) -> None:
         name = name_of(resource)
@@ -520,6 +526,24 @@ def _date(value, where: str, reader: _Reader) -> dt.date | None:
     except ValueError:
         reader.problem(where, f"{_short(text)} is not a full date (YYYY-MM-DD, or a dateTime); a fact needs the day.")
         return None
+
+
+def _moment(value, where: str, reader: _Reader) -> tuple | None:
+    """When a dated resource was recorded, to find the latest: (day, time), in UTC when the time
+    gives its zone; a date alone counts as the start of its day."""
+    day = _date(value, where, reader)
+    if day is None:
+        return None
+    text = str(value)
+    try:
+        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if "T" in text else None
+    except ValueError:
+        stamp = None
+    if stamp is None:
+        return (day, dt.time(0))
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.timezone.utc)
+    return (stamp.date(), stamp.time().replace(tzinfo=None))
 
 
 def _refuted(resource: dict) -> bool:
