@@ -153,6 +153,7 @@ def _add(resource: dict):
 
 
 SUBJECT = {"reference": "Patient/chart-fbss"}
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 BAD_BUNDLES = {
     "not FHIR": (_edit("trial-relief", valueQuantity="fifty"), "Observation/trial-relief.valueQuantity",
                  "not valid FHIR R4"),
@@ -272,6 +273,27 @@ def test_values_are_read_as_written_and_what_did_not_happen_is_not_read(tmp_path
     assert "medications.nsaid.outcome" not in facts and "pain_disabling" not in facts
     assert "nerve_block_outcome" not in facts and "prior_surgery" not in facts
     assert facts["pt_visits"] == 11 and facts["planned_drugs"] == ("morphine",)
+
+
+def test_other_orders_and_drugs_of_a_chart_are_not_read_as_the_request(tmp_path):
+    """A chart holds other orders: an MRI ordered for another reason, dated otherwise, is not the
+    pump request (a ServiceRequest is read only when its code says the pump service or procedure);
+    a prescription taken by mouth is not the pump's drug (a MedicationRequest is read only with a
+    route only a pump uses)."""
+    bundle = _chart()
+    bundle["entry"].append({"resource": {
+        "resourceType": "ServiceRequest", "id": "sr-mri", "status": "active", "intent": "order", "subject": SUBJECT,
+        "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "72148"}]},
+        "reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M54.50"}]}],
+        "authoredOn": "2025-12-01"}})
+    bundle["entry"].append({"resource": {
+        "resourceType": "MedicationRequest", "id": "rx-lisinopril", "status": "active", "intent": "order",
+        "subject": SUBJECT, "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "29046"}]},
+        "dosageInstruction": [{"route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006"}]}}]}})
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert (patient.facts["planned_drugs"], patient.facts["planned_route"]) == (("morphine",), "intrathecal")
+    assert patient.facts["request_date"] == dt.date(2026, 3, 2) and patient.provenance["request_date"] == "ServiceRequest/req-1"
+    assert patient.facts["procedure_codes"] == ("62362",)
 
 
 def test_only_the_latest_pain_score_is_read(tmp_path):

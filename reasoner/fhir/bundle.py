@@ -20,7 +20,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from reasoner.errors import PatientError, Problem
-from reasoner.fhir.mapping import Derive, Mapping, Read, codings
+from reasoner.fhir.mapping import Derive, Mapping, Read, codings, element
 from reasoner.fhir.questionnaire import UCUM_CODES
 from reasoner.language.vocab import Concept, Vocabulary
 
@@ -133,18 +133,6 @@ def name_of(resource: dict) -> str:
 def _short(value, quote: bool = True) -> str:
     text = repr(value) if quote else str(value)
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + f"… ({len(text):,} characters)"
-
-
-def element(resource: dict, path: str) -> list:
-    """Every value at a dotted element path, lists flattened (dosageInstruction.route)."""
-    values = [resource]
-    for part in path.split("."):
-        nxt = []
-        for v in values:
-            got = v.get(part) if isinstance(v, dict) else None
-            nxt += got if isinstance(got, list) else [] if got is None else [got]
-        values = nxt
-    return values
 
 
 class _Reader:

@@ -21,6 +21,7 @@ from reasoner.language.vocab import Vocabulary
 FILE = "fhir_mapping.yaml"
 FORMAT = "reasoner.fhir-mapping/1"
 DERIVATIONS = ("age_at_request", "therapy_course")  # computations bundle.py knows by name
+ANY = "*"  # in a `when` list: any code of that system
 
 
 class _Strict(BaseModel):
@@ -39,6 +40,7 @@ class _ReadRow(_Strict):
     fields: dict[str, str] = {}
     pass_: list[str] = Field([], alias="pass")  # `pass` is a Python keyword
     when: dict[str, list[str]] = {}
+    when_element: str = "code"
     bands: dict[str, str] = {}
     latest: bool = False
     unlisted: Literal["report", "ignore"] = "report"
@@ -76,6 +78,7 @@ class Read:
     record: str | None = None
     fields: tuple[tuple[str, str], ...] = ()  # record field -> element
     when: dict = None  # system URL -> ((first, last), ...): only resources whose code is in one range
+    when_element: str = "code"  # the element `when` looks at
     bands: tuple = ()  # ((value, low, high), ...): a score read as the value of the band holding it
     latest: bool = False  # only the latest dated resource the row reads counts (a score taken often)
     unlisted: str = "report"  # "ignore": a code of a listed system that the table lacks is not read
@@ -88,11 +91,25 @@ class Read:
 
     def selects(self, resource: dict) -> bool:
         """Whether the row reads this resource: always without `when`; with it, when a coding of
-        the resource's code falls in one of its ranges (codes compared as text of one length)."""
+        the resource's `when_element` (its code) falls in one of its ranges (codes compared as text
+        of one length)."""
         if not self.when:
             return True
-        return any(first <= str(c.get("code")) <= last and len(str(c.get("code"))) == len(first)
-                   for c in codings(resource.get("code")) for first, last in self.when.get(c.get("system"), ()))
+        return any(first == ANY or (first <= str(c.get("code")) <= last and len(str(c.get("code"))) == len(first))
+                   for c in codings(element(resource, self.when_element))
+                   for first, last in self.when.get(c.get("system"), ()))
+
+
+def element(resource: dict, path: str) -> list:
+    """Every value at a dotted element path, lists flattened (dosageInstruction.route)."""
+    values = [resource]
+    for part in path.split("."):
+        nxt = []
+        for v in values:
+            got = v.get(part) if isinstance(v, dict) else None
+            nxt += got if isinstance(got, list) else [] if got is None else [got]
+        values = nxt
+    return values
 
 
 def codings(value) -> list[dict]:
@@ -182,8 +199,9 @@ def _build(path: str, raw: _File, vocab: Vocabulary) -> Mapping:
     reads = tuple(Read(r.resource, r.concept, r.element, _code(s, r.code),
                        {s.get(k, k): dict(v) for k, v in r.codes.items()}, r.prefix,
                        tuple(s.get(p, p) for p in r.pass_), r.optional, r.record, tuple(r.fields.items()),
-                       {s.get(k, k): tuple(_range(c) for c in v) for k, v in r.when.items()},
-                       tuple((value, *_band(text)) for value, text in r.bands.items()), r.latest, r.unlisted)
+                       when={_when_system(s, vocab, k): tuple(_range(c) for c in v) for k, v in r.when.items()},
+                       when_element=r.when_element, bands=tuple((value, *_band(text)) for value, text in r.bands.items()),
+                       latest=r.latest, unlisted=r.unlisted)
                   for r in raw.read)
     derives = tuple(Derive(d.name, d.concept, d.resource, {s.get(k, k): frozenset(v) for k, v in d.codes.items()},
                            dict(d.concepts)) for d in raw.derive)
@@ -192,9 +210,18 @@ def _build(path: str, raw: _File, vocab: Vocabulary) -> Mapping:
 
 
 def _range(text: str) -> tuple[str, str]:
-    """'64400-64530' -> ('64400', '64530'); a single code is a range of one."""
+    """'64400-64530' -> ('64400', '64530'); a single code is a range of one; '*' any code."""
+    if text.strip() == ANY:
+        return ANY, ANY
     first, _, last = text.partition("-")
     return first.strip(), (last or first).strip()
+
+
+def _when_system(systems: dict, vocab: Vocabulary, name: str) -> str:
+    """A `when` key: a system the file names, or a domain of the vocabulary (its own system)."""
+    if name in systems:
+        return systems[name]
+    return f"urn:reasoner:{vocab.name}:{name}" if name in vocab.domains else name
 
 
 def _band(text: str) -> tuple[float, float] | tuple[None, None]:
@@ -228,12 +255,13 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
         if row.code is not None and len(row.code) != 1:
             problems.append(Problem(where, "`code` names one system and one code ({system: code})."))
             continue
-        for name in [*row.codes, *row.pass_, *(row.code or {}), *row.when]:
+        for name in [*row.codes, *row.pass_, *(row.code or {}), *(w for w in row.when if w not in vocab.domains)]:
             _url(raw.systems, name, problems, where)
         problems += [Problem(where, f"`when` range {text!r} needs two codes of one length, the first not after "
                                     "the last (64400-64530), or one code.")
                      for texts in row.when.values() for text in texts
-                     if len(_range(text)[0]) != len(_range(text)[1]) or _range(text)[0] > _range(text)[1]
+                     if _range(text)[0] != ANY and (len(_range(text)[0]) != len(_range(text)[1])
+                                                    or _range(text)[0] > _range(text)[1])
                      or not _range(text)[0]]
         if row.unlisted == "ignore" and not row.codes:
             problems.append(Problem(where, "`unlisted: ignore` leaves unread the codes its `codes` table lacks: "

@@ -88,16 +88,17 @@ class _Writer:
         self.add("ServiceRequest", "request", body)
 
     def planned(self) -> None:
+        """The planned drugs as MedicationRequests with the pump's route; without a route, which is
+        what marks a MedicationRequest as the pump's (the mapping's `when`), as Observations."""
         drugs = self.facts.get("planned_drugs") or ()
-        if not drugs:
+        if not drugs or self.facts.get("planned_route") is None:
             return
         self.take("planned_drugs")
         route = self.take("planned_route")
         for drug in drugs:
             body = {"status": "draft", "intent": "plan", "subject": self.subject,
                     "medicationCodeableConcept": {"coding": [self.coding("planned_drugs", drug)]}}
-            if route is not None:
-                body["dosageInstruction"] = [{"route": {"coding": [self.coding("planned_route", route)]}}]
+            body["dosageInstruction"] = [{"route": {"coding": [self.coding("planned_route", route)]}}]
             self.add("MedicationRequest", f"planned-{drug}", body)
 
     def diagnoses(self) -> None:
