@@ -131,3 +131,22 @@ def test_blank_lines_and_windows_line_ends_in_an_export_are_read_as_plain_ndjson
     assert _batch(rows, "--out", tmp_path / "from_rows.jsonl").exit_code == 0
     got, want = _decisions(tmp_path / "from_export.jsonl"), _decisions(tmp_path / "from_rows.jsonl")
     assert len(got) == n * len(PAYERS) and got == want
+
+
+def test_a_drug_named_by_reference_is_read_from_the_exports_medication_file(tmp_path):
+    """Medication resources are about no member: a MedicationStatement pointing at one (as EHR
+    exports do) is read through the export's Medication.ndjson, as a single bundle reads it."""
+    export, rows, n = _population(tmp_path, 40, seed=7)
+    statements, drugs = _lines(export / "MedicationStatement.ndjson"), {}
+    assert statements
+    for s in statements:
+        code = s.pop("medicationCodeableConcept")
+        key = code["coding"][0]["code"]
+        drugs[key] = {"resourceType": "Medication", "id": f"drug-{key}", "code": code}
+        s["medicationReference"] = {"reference": f"Medication/drug-{key}"}
+    _rewrite(export / "MedicationStatement.ndjson", statements)
+    _rewrite(export / "Medication.ndjson", list(drugs.values()))
+    assert _batch(export, "--out", tmp_path / "from_export.jsonl").exit_code == 0
+    assert _batch(rows, "--out", tmp_path / "from_rows.jsonl").exit_code == 0
+    got, want = _decisions(tmp_path / "from_export.jsonl"), _decisions(tmp_path / "from_rows.jsonl")
+    assert len(got) == n * len(PAYERS) and got == want

@@ -32,6 +32,7 @@ MEMORY_LIMIT = "300MB"  # the sort spills to disk beyond this
 # ran out of memory under 400 MB; with one it sorts under 300 MB (peak 403 MB), two seconds slower in 120.
 THREADS = 1
 BATCH = 4096
+MEDICATION_FILE = re.compile(r"^Medication([._-].*)?\.ndjson$")  # not MedicationStatement.ndjson
 MAX_LINE = 2 << 20  # bytes of one resource (one NDJSON line); a longer line is refused, not cut
 # Every line of the export with the member its resource is about. Built from constants only: the
 # file names arrive as a bound parameter. The lines are read as text (CSV of one column, with a
@@ -85,13 +86,30 @@ def members(folder: Path, loaded: Loaded) -> Iterator[tuple[int, str | InputErro
     try:
         names = [str(f) for f in files]
         try:
+            shared = _medications(con, [str(f) for f in files if MEDICATION_FILE.match(f.name)])
             reader = con.sql(MEMBERS, params=[names]).to_arrow_reader(BATCH)
         except duckdb.Error as err:
             raise _unreadable(folder, err, names) from None
-        yield from _grouped(_rows(reader, folder, names), loaded, mapping)
+        yield from _grouped(_rows(reader, folder, names), loaded, mapping, shared)
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _medications(con, files: list[str]) -> dict[str, dict]:
+    """The export's Medication resources by reference (Medication/<id>): they are about no member,
+    but a member's MedicationStatement or MedicationRequest may name its drug by pointing at one.
+    Read from the Medication files only (Medication.ndjson, Medication_2.ndjson, ...), all held:
+    an export has one per product, not one per member."""
+    if not files:
+        return {}
+    query = (f"SELECT line FROM (SELECT nullif(trim(line), '') AS line FROM {LINES})) "
+             "WHERE line->>'$.resourceType' = 'Medication'")
+    found = {}
+    for (line,) in con.sql(query, params=[files]).fetchall():
+        resource = json.loads(line)
+        found[f"Medication/{resource.get('id')}"] = resource
+    return found
 
 
 def _rows(reader, folder: Path, names: list[str]) -> Iterator[tuple[str, str]]:
@@ -134,21 +152,25 @@ def _unreadable(folder: Path, err: duckdb.Error, files: list[str]) -> InputError
                                             "nothing was decided.")])
 
 
-def _grouped(rows, loaded: Loaded, mapping) -> Iterator[tuple[int, str | InputError]]:
+def _grouped(rows, loaded: Loaded, mapping, shared: dict) -> Iterator[tuple[int, str | InputError]]:
     number, member, texts = 0, None, []
     for who, text in rows:
         if who != member and texts:
             number += 1
-            yield number, _member(member, texts, loaded, mapping)
+            yield number, _member(member, texts, loaded, mapping, shared)
             texts = []
         member = who
         texts.append(text)
     if texts:
-        yield number + 1, _member(member, texts, loaded, mapping)
+        yield number + 1, _member(member, texts, loaded, mapping, shared)
 
 
-def _member(member: str, texts: list[str], loaded: Loaded, mapping) -> str | InputError:
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": json.loads(t)} for t in texts]}
+def _member(member: str, texts: list[str], loaded: Loaded, mapping, shared: dict) -> str | InputError:
+    resources = [json.loads(t) for t in texts]
+    pointed = {r["medicationReference"].get("reference") for r in resources
+               if isinstance(r.get("medicationReference"), dict)}
+    resources += [shared[ref] for ref in sorted(pointed, key=str) if ref in shared]  # the drugs they name
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
     if not any(e["resource"].get("resourceType") == "Patient" for e in bundle["entry"]):
         named = ", ".join(f"{e['resource'].get('resourceType')}/{e['resource'].get('id')}" for e in bundle["entry"][:3])
         return InputError([Problem(member, f"is referred to by {named}{' ...' if len(texts) > 3 else ''}, but no "
