@@ -41,7 +41,8 @@ def test_each_questionnaire_is_valid_fhir_and_asks_what_the_rules_read(payer, se
     assert sorted(asked) == sorted(facts_read(LOADED.program.policy(payer), LOADED.vocab, service, indication))
     topics = [LOADED.vocab.concepts[name].topic for name in asked]
     assert topics == sorted(topics, key=LOADED.vocab.topics.index)  # grouped in the vocabulary's order
-    assert len(asked) == len(set(asked)) and not set(asked) & set(REQUEST)
+    # the request fixes the service, and the indication when it names one; for any, the form asks it
+    assert len(asked) == len(set(asked)) and "service" not in asked and ("indications" in asked) == (indication is None)
     assert all(group["item"] for group in q["item"])  # no empty topic
 
 
@@ -152,6 +153,21 @@ def test_cli_writes_the_questionnaire_and_refuses_unknown_names(tmp_path):
                           (["--payer", "uhc", "--service", "implant", "--indication", "pain"], "unknown indications")):
         bad = CliRunner().invoke(app, ["questionnaire", *args])
         assert bad.exit_code == EXIT_USAGE and message in bad.output and "Traceback" not in bad.output
+
+
+def test_a_questionnaire_for_any_indication_asks_it_and_its_response_reads_back(tmp_path):
+    """Without --indication the request does not fix the indication, so the form asks it; the
+    prefilled response then reads back to the patient's decisions."""
+    out = tmp_path / "qr.json"
+    example = str(ROOT / "examples/nonmalignant_implant.yaml")
+    done = CliRunner().invoke(app, ["questionnaire", "--payer", "geisinger", "--service", "implant",
+                                    "--prefill", example, "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    from_form = CliRunner().invoke(app, ["check", str(out), "--payer", "geisinger", "--json"])
+    from_file = CliRunner().invoke(app, ["check", example, "--payer", "geisinger", "--json"])
+    assert from_form.exit_code == 0, from_form.output
+    rule = lambda done: [(d["policy"], d["rule"]) for d in json.loads(done.stdout)["decisions"]]  # noqa: E731
+    assert rule(from_form) == rule(from_file)
 
 
 def test_as_of_asks_the_questions_of_the_version_in_force_then():

@@ -43,7 +43,10 @@ def facts_read(policy: ir.Policy, vocab: Vocabulary, service: str, indication: s
             for top in ir.rule_nodes(rule):
                 read.update(n.test.concept for n in ir.walk(top) if isinstance(n.test, ir.LEAVES))
     read.update(c for c in ALWAYS if c in vocab.concepts)
-    return [name for name in vocab.concepts if name in read and name not in REQUEST]
+    fixed = REQUEST if indication else ("service",)  # for any indication, the form asks which
+    if not indication and "indications" in vocab.concepts:
+        read.add("indications")
+    return [name for name in vocab.concepts if name in read and name not in fixed]
 
 
 def _guarding(node: ir.Node) -> str | None:
