@@ -381,3 +381,17 @@ def test_a_fact_the_two_inputs_give_differently_is_reported_with_both_sources(tm
     text = " ".join(done.output.split())
     assert "field 'medications.nsaid.outcome'" in text
     assert "MedicationStatement/med-nsaid gives 'failed', QuestionnaireResponse/qr1 item medications.nsaid.outcome gives 'effective'" in text
+
+
+def test_inputs_about_different_members_are_not_merged(tmp_path):
+    """A completed questionnaire whose subject is another Patient than the bundle's is refused,
+    naming both; the same subject merges."""
+    coded, answers = _coded_chart_and_answers(tmp_path)
+    other = _write(tmp_path, {**answers, "subject": {"reference": "Patient/someone-else"}}, "other.json")
+    done = CliRunner().invoke(app, ["check", str(coded), "--with", str(other)])
+    assert done.exit_code == 3 and "Traceback" not in done.output
+    text = " ".join(done.output.split())
+    assert "the inputs are about different members" in text and "Patient/chart-fbss" in text
+    assert "QuestionnaireResponse.subject (Patient/someone-else)" in text
+    same = _write(tmp_path, {**answers, "subject": {"reference": "Patient/chart-fbss"}}, "same.json")
+    assert CliRunner().invoke(app, ["check", str(coded), "--with", str(same)]).exit_code == 0

@@ -473,8 +473,34 @@ def load_patient(path: Path | str, vocab: Vocabulary, folder: Path | None = None
     """A patient file; or FHIR read as one (a Bundle, or a completed questionnaire). With `also`,
     more inputs about the same member, merged with it (see `merge`)."""
     if also:
-        return merge([_one(Path(p), vocab, folder, require_request=False) for p in (path, *also)], vocab, folder)
+        parts = [_one(Path(p), vocab, folder, require_request=False) for p in (path, *also)]
+        _one_member([Path(p) for p in (path, *also)])
+        return merge(parts, vocab, folder)
     return _one(Path(path), vocab, folder)
+
+
+def _one_member(paths: list[Path]) -> None:
+    """Inputs merged must be about one member: the Patient of a Bundle and the subject of a
+    completed questionnaire, where they name one, must be the same (a patient file names nobody
+    FHIR can compare)."""
+    named: dict[str, str] = {}  # Patient/<id> -> where it is named
+    for path in paths:
+        data = _read(path)
+        if not isinstance(data, dict):
+            continue
+        if data.get("resourceType") == "Bundle":
+            for entry in data.get("entry") or []:
+                resource = entry.get("resource") if isinstance(entry, dict) else None
+                if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+                    named.setdefault(f"Patient/{resource.get('id')}", f"{path}: Patient/{resource.get('id')}")
+        elif data.get("resourceType") == "QuestionnaireResponse":
+            ref = (data.get("subject") or {}).get("reference") if isinstance(data.get("subject"), dict) else None
+            if isinstance(ref, str) and ref.startswith("Patient/"):
+                named.setdefault(ref, f"{path}: QuestionnaireResponse.subject ({ref})")
+    if len(named) > 1:
+        raise PatientError([Problem(" + ".join(map(str, paths)), f"the inputs are about different members "
+                                                                 f"({'; '.join(named.values())}); merge only "
+                                                                 "inputs about one member.")])
 
 
 def _one(path: Path, vocab: Vocabulary, folder: Path | None, require_request: bool = True) -> Patient:
