@@ -50,8 +50,9 @@ MEMBERS = f"""
 SELECT member, line FROM (
   SELECT line,
          CASE WHEN line->>'$.resourceType' = 'Patient' THEN 'Patient/' || (line->>'$.id')
-              ELSE coalesce(line->>'$.subject.reference', line->>'$.patient.reference',
-                            line->>'$.beneficiary.reference') END AS member,
+              ELSE regexp_replace(coalesce(line->>'$.subject.reference', line->>'$.patient.reference',
+                                           line->>'$.beneficiary.reference'),
+                                  '^.*/(Patient/[A-Za-z0-9.-]{{1,64}})$', '\\1') END AS member,  -- absolute: as relative
          line->>'$.resourceType' = 'Patient' AS is_patient
   FROM (SELECT nullif(trim(line), '') AS line  -- a blank line holds no resource
         FROM {LINES})))

@@ -181,7 +181,7 @@ class _Reader:
                     self.problem(f"{name_of(resource)}.{key}", "names its patient without a reference; reference the "
                                                                "bundle's Patient (Patient/<id>).")
                     return False
-                if target not in self.refs:
+                if target not in self.refs and _relative(target) not in self.refs:
                     self.problem(f"{name_of(resource)}.{key}", f"points at {_short(target)}, which is not the "
                                                                "bundle's Patient; a bundle describes one member.")
                     return False
@@ -532,6 +532,13 @@ def _moment(value, where: str, reader: _Reader) -> tuple | None:
     if stamp.tzinfo is not None:
         stamp = stamp.astimezone(dt.timezone.utc)
     return (stamp.date(), stamp.time().replace(tzinfo=None))
+
+
+def _relative(reference) -> str | None:
+    """An absolute reference (https://server/fhir/Patient/p1) as the relative one it ends with
+    (Patient/p1): a Bulk export's resources may point at their Patient either way."""
+    found = re.search(r"/(Patient/[A-Za-z0-9\-.]{1,64})$", reference) if isinstance(reference, str) else None
+    return found.group(1) if found else None
 
 
 def _refuted(resource: dict) -> bool:
