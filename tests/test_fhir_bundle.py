@@ -177,8 +177,11 @@ BAD_BUNDLES = {
     "a partial date": (_edit("req-1", authoredOn="2026-03"), "ServiceRequest/req-1.authoredOn", "not a full date"),
     "an age with no date to count it at": (_edit("req-1", authoredOn=None), "Patient/chart-fbss.birthDate",
                                            "add the request date"),
-    "a drug course with no end": (_edit("med-nsaid", effectivePeriod={"start": "2025-01-01"}),
-                                  "MedicationStatement/med-nsaid.effectivePeriod", "needs a start and an end"),
+    "a drug course with no start": (_edit("med-nsaid", effectivePeriod={"end": "2025-01-01"}),
+                                    "MedicationStatement/med-nsaid.effectivePeriod", "needs a start"),
+    "a drug course going on since after the request": (_edit("med-nsaid", effectivePeriod={"start": "2027-01-01"}),
+                                                       "MedicationStatement/med-nsaid.effectivePeriod",
+                                                       "after the request"),
     "a therapy visit with no date": (_edit("pt-3", performedDateTime=None), "Procedure/pt-3.performed[x]", "missing"),
     "an unknown resource type": (_edit("trial-hours", resourceType="Obzervation"), "Bundle.entry[",
                                  "'Obzervation' is not a FHIR R4 resource type"),
@@ -294,6 +297,18 @@ def test_other_orders_and_drugs_of_a_chart_are_not_read_as_the_request(tmp_path)
     assert (patient.facts["planned_drugs"], patient.facts["planned_route"]) == (("morphine",), "intrathecal")
     assert patient.facts["request_date"] == dt.date(2026, 3, 2) and patient.provenance["request_date"] == "ServiceRequest/req-1"
     assert patient.facts["procedure_codes"] == ("62362",)
+
+
+def test_a_drug_still_taken_is_measured_to_the_request_date(tmp_path):
+    """A MedicationStatement whose period has no end is a course still going on: its length runs to
+    the request date (ServiceRequest.authoredOn, 2026-03-02), wherever the request comes in the bundle."""
+    bundle = _chart()
+    _resource(bundle, "med-nsaid").update(status="active", effectivePeriod={"start": "2025-12-01"})
+    bundle["entry"].append(bundle["entry"].pop(next(k for k, e in enumerate(bundle["entry"])
+                                                    if e["resource"]["id"] == "req-1")))  # the request last
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert patient.facts["medications.nsaid.weeks"] == pytest.approx((dt.date(2026, 3, 2) - dt.date(2025, 12, 1)).days / 7, abs=0.01)
+    assert patient.provenance["medications.nsaid.weeks"] == "MedicationStatement/med-nsaid"
 
 
 def test_only_the_latest_pain_score_is_read(tmp_path):

@@ -143,7 +143,8 @@ class _Reader:
         self.found: dict[str, list[tuple[object, str]]] = defaultdict(list)
         self.problems: list[Problem] = []
         self.medications: dict[str, dict] = {}  # reference -> Medication resource (for medicationReference)
-        self.dated: dict[str, list] = defaultdict(list)  # concept -> (date, value, resource) for `latest` rows
+        self.dated: dict[str, list] = defaultdict(list)  # concept -> (moment, score, resource) for `latest` rows
+        self.ongoing: list[tuple] = []  # (concept, start, resource, element): courses with no end yet
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(Problem(f"{self.source}: {where}", message))
@@ -253,7 +254,9 @@ class _Reader:
                 concept = self.vocab.concepts[record.concept(key, field)]
                 for value in element(resource, path):
                     got = self._field(value, concept, f"{name_of(resource)}.{path}")
-                    if got is not None:
+                    if isinstance(got, dt.date):  # a course still going on: measured to the request
+                        self.ongoing.append((concept.name, got, resource, f"{name_of(resource)}.{path}"))
+                    elif got is not None:
                         self.add(concept.name, got, resource)
 
     def _referenced(self, resource: dict, path: str) -> list:
@@ -269,12 +272,14 @@ class _Reader:
         return [found.get("code")] if found.get("code") else []
 
     def _field(self, value, concept: Concept, where: str):
+        """A record field's value: a code, or a course's length in weeks from its period (a period
+        with no end is a course still going on: its start, measured once the request date is known)."""
         if isinstance(value, dict) and ("start" in value or "end" in value):
             start, end = _date(value.get("start"), where, self), _date(value.get("end"), where, self)
-            if start is None or end is None:
-                self.problem(where, "needs a start and an end to give the course's length.")
+            if start is None:
+                self.problem(where, "needs a start to give the course's length.")
                 return None
-            return _number(Decimal((end - start).days) / 7)
+            return start if "end" not in value else None if end is None else _number(Decimal((end - start).days) / 7)
         got = self._coded(value, concept, None, where)
         return got[0] if got else None
 
@@ -337,8 +342,18 @@ class _Reader:
         self.add(concept.name, band, resource)
 
     def settle(self) -> None:
-        """Facts read from the latest resource only: those of the latest moment (a day, or a time
-        when each says its time); two of that moment that differ are a conflict, as ever."""
+        """What needs every resource read first: courses still going on, measured to the request
+        date; and facts read from the latest resource only: those of the latest moment (a day, or
+        a time when each says its time); two of that moment that differ are a conflict, as ever."""
+        request = [v for v, _ in self.found.get("request_date", [])]
+        for name, start, resource, where in self.ongoing:
+            if not request:
+                self.problem(where, "has no end: a course still going on is measured to the request date, "
+                                    "which no resource gives (ServiceRequest.authoredOn).")
+            elif request[0] < start:
+                self.problem(where, f"starts {start.isoformat()}, after the request ({request[0].isoformat()}).")
+            else:
+                self.add(name, _number(Decimal((request[0] - start).days) / 7), resource)
         for concept, found in self.dated.items():
             last = max(moment for moment, _, _ in found)
             for moment, (row, score, where), resource in found:
