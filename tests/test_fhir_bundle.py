@@ -230,6 +230,7 @@ BAD_BUNDLES = {
         _edit("med-nsaid", medicationCodeableConcept={"coding": [{"system": "http://hl7.org/fhir/sid/ndc",
                                                                    "code": "0904-5853-61"}]}),
         "MedicationStatement/med-nsaid.medicationCodeableConcept", "no coding this reader maps to medications"),
+    "a Patient with no id": (_edit("chart-fbss", id=None), "Patient.id", "is missing"),
     "a value out of the vocabulary's range": (
         _edit("trial-relief", valueQuantity={"value": 150, "unit": "%", "system": "http://unitsofmeasure.org",
                                              "code": "%"}), "field 'pain_trial_relief'", "between"),

@@ -158,10 +158,11 @@ class _Reader:
         if not patients and resources:
             self.problem(f"{RESOURCE}.entry", "holds no Patient resource; a bundle describes one member, whose "
                                               "Patient resource the other resources point at.")
-        self.refs = {f"Patient/{p.get('id')}" for p in patients}
+        self.refs = {f"Patient/{p.get('id')}" for p in patients if p.get("id")}
         self.refs |= {e.get("fullUrl") for e in bundle.get("entry") or []
                       if isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == "Patient"
                       and e.get("fullUrl")}
+        self.anonymous = bool(patients) and not patients[0].get("id")  # resources may still use its fullUrl
         for entry in bundle.get("entry") or []:
             medication = entry.get("resource") or {}
             if medication.get("resourceType") == "Medication":
@@ -175,12 +176,17 @@ class _Reader:
         references the Patient, and nothing says it is about someone else."""
         for key in SUBJECT + ABOUT:
             for ref in resource.get(key) if isinstance(resource.get(key), list) else [resource.get(key)]:
-                if ref is None or not self.refs:
+                if ref is None or not (self.refs or self.anonymous):
                     continue
                 target = ref.get("reference") if isinstance(ref, dict) else None
                 if target is None:
                     self.problem(f"{name_of(resource)}.{key}", "names its patient without a reference; reference the "
                                                                "bundle's Patient (Patient/<id>).")
+                    return False
+                if target not in self.refs and _relative(target) not in self.refs and self.anonymous:
+                    if not any(p.where.endswith("Patient.id") for p in self.problems):  # said once, not per resource
+                        self.problem("Patient.id", f"is missing, so {_short(target)} (from {name_of(resource)}."
+                                                   f"{key}) and the like point at no Patient; give the Patient an id.")
                     return False
                 if target not in self.refs and _relative(target) not in self.refs:
                     self.problem(f"{name_of(resource)}.{key}", f"points at {_short(target)}, which is not the "
