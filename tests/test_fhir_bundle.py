@@ -300,6 +300,13 @@ def test_other_orders_and_drugs_of_a_chart_are_not_read_as_the_request(tmp_path)
     assert patient.facts["procedure_codes"] == ("62362",)
 
 
+def test_a_therapy_outcome_coded_in_snomed_is_read(tmp_path):
+    bundle = _chart()
+    _resource(bundle, "pt-12")["outcome"] = {"coding": [{"system": "http://snomed.info/sct", "code": "385671000"}]}
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert (patient.facts["pt_outcome"], patient.provenance["pt_outcome"]) == ("failed", "Procedure/pt-12")
+
+
 def test_a_drug_still_taken_is_measured_to_the_request_date(tmp_path):
     """A MedicationStatement whose period has no end is a course still going on: its length runs to
     the request date (ServiceRequest.authoredOn, 2026-03-02), wherever the request comes in the bundle."""

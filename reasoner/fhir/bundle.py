@@ -442,7 +442,8 @@ class _Reader:
             visits.setdefault(day, name_of(r))
             if r.get("outcome") and "outcome" in rule.concepts:
                 outcome = self.vocab.concepts[rule.concepts["outcome"]]
-                outcomes += [(v, name_of(r)) for v in self._coded(r["outcome"], outcome, None, f"{name_of(r)}.outcome")]
+                table = Read(rule.resource, outcome.name, "outcome", None, rule.outcomes or {}, False, (), False)
+                outcomes += [(v, name_of(r)) for v in self._coded(r["outcome"], outcome, table, f"{name_of(r)}.outcome")]
         if not visits:
             return
         source = _sources(visits.values())

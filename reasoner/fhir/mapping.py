@@ -52,6 +52,7 @@ class _DeriveRow(_Strict):
     resource: str | None = None
     codes: dict[str, list[str]] = {}
     concepts: dict[str, str] = {}
+    outcomes: dict[str, dict[str, str]] = {}
 
 
 class _File(_Strict):
@@ -125,6 +126,7 @@ class Derive:
     resource: str | None
     codes: dict  # system URL -> frozenset of codes
     concepts: dict  # quantity -> concept
+    outcomes: dict = None  # system URL -> {code: outcome value}: the resources' outcome codes
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ def _build(path: str, raw: _File, vocab: Vocabulary) -> Mapping:
                        latest=r.latest, unlisted=r.unlisted)
                   for r in raw.read)
     derives = tuple(Derive(d.name, d.concept, d.resource, {s.get(k, k): frozenset(v) for k, v in d.codes.items()},
-                           dict(d.concepts)) for d in raw.derive)
+                           dict(d.concepts), {s.get(k, k): dict(v) for k, v in d.outcomes.items()}) for d in raw.derive)
     skip = {k: frozenset(v) for k, v in raw.skip_status.items()}
     return Mapping(path, dict(s), reads, derives, vocab.name, skip, frozenset(raw.record_wins))
 
@@ -302,6 +304,11 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
             problems.append(Problem(where, f"{row.name!r} is not a derivation this reader knows ({', '.join(DERIVATIONS)})."))
         problems += [Problem(where, f"concept {c!r} is not in the vocabulary.")
                      for c in [row.concept, *row.concepts.values()] if c and c not in vocab.concepts]
-        for name in row.codes:
+        for name in [*row.codes, *row.outcomes]:
             _url(raw.systems, name, problems, where)
+        outcome = vocab.concepts.get(row.concepts.get("outcome", ""))
+        problems += [Problem(where, f"maps {system} outcome {code!r} to {value!r}, which is not a value of "
+                                    f"{outcome.domain if outcome else 'the outcome concept'}.")
+                     for system, table in row.outcomes.items() for code, value in table.items()
+                     if outcome is None or value not in vocab.domains.get(outcome.domain or "", {})]
     return problems
