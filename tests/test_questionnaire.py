@@ -133,9 +133,24 @@ def test_enable_when_names_earlier_questions_only():
         for item in _items(q):
             for when in item.get("enableWhen", ()):
                 assert order.index(when["question"]) < order.index(item["linkId"]) and when["operator"] == "exists"
-    q = questionnaire(LOADED.program, LOADED.vocab, "cmm210", "implant", "nonmalignant_pain")
+    q = questionnaire(LOADED.program, LOADED.vocab, "cmm210", "trial", "spasticity")
     weeks = next(i for i in _items(q) if i["linkId"] == "pt_weeks")
     assert [w["question"] for w in weeks["enableWhen"]] == ["pt_outcome"]  # a course's length matters once it is told
+
+
+def test_a_request_is_not_asked_what_only_another_indication_needs():
+    """The request fixes the indication, so a branch it decides is not asked: a spasticity implant
+    is not asked qualchoice's opioid-screening facts, which only a pain request reads; cmm210 asks
+    a pain request the therapy's outcome but not its length (only its spasticity branch reads it)."""
+    def asked(payer, service, indication):
+        return {i["linkId"] for i in _items(questionnaire(LOADED.program, LOADED.vocab, payer, service, indication))}
+
+    spasticity, pain = asked("qualchoice", "implant", "spasticity"), asked("qualchoice", "implant", "nonmalignant_pain")
+    assert {"dire_score", "ort_score"} <= pain and not {"dire_score", "ort_score"} & spasticity
+    assert len(spasticity) < len(pain) / 2
+    assert "pt_outcome" in asked("cmm210", "implant", "nonmalignant_pain")
+    assert "pt_weeks" not in asked("cmm210", "implant", "nonmalignant_pain")
+    assert "pt_weeks" in asked("cmm210", "implant", "spasticity")
 
 
 def test_cli_writes_the_questionnaire_and_refuses_unknown_names(tmp_path):

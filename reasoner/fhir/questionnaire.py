@@ -2,7 +2,8 @@
 
 The questions are generated from the IR, never kept by hand: exactly the concepts read by the
 payer's rules whose scope admits the request's service and indication (conditions, exceptions and
-the implicit line-of-business rule), in the vocabulary's order and grouped by its topics. The
+the implicit line-of-business rule), less those the request's indication makes moot (a rule it
+keeps from firing, a branch it decides), in the vocabulary's order and grouped by its topics. The
 service and indication themselves are the request, fixed (the URL names them), so they are not
 asked; the line of business is always asked, since every request states it. Anything not
 asked cannot change that payer's decision on that request: `tests/test_questionnaire.py` checks
@@ -36,17 +37,62 @@ def applies(rule: ir.Rule, service: str, indication: str | None) -> bool:
 
 
 def facts_read(policy: ir.Policy, vocab: Vocabulary, service: str, indication: str | None) -> list[str]:
-    """The concepts the policy's rules for this request can read, in the vocabulary's order."""
+    """The concepts the policy's rules for this request can read, in the vocabulary's order: not
+    those of a rule the request's indication already keeps from firing, nor those under a test it
+    already decides (a spasticity request is not asked the pain branch's facts)."""
     read: set[str] = set()
     for rule in policy.rules:
-        if applies(rule, service, indication):
+        if applies(rule, service, indication) and not _barred(rule, indication):
             for top in ir.rule_nodes(rule):
-                read.update(n.test.concept for n in ir.walk(top) if isinstance(n.test, ir.LEAVES))
+                read.update(_live(top, indication))
     read.update(c for c in ALWAYS if c in vocab.concepts)
     fixed = REQUEST if indication else ("service",)  # for any indication, the form asks which
     if not indication and "indications" in vocab.concepts:
         read.add("indications")
     return [name for name in vocab.concepts if name in read and name not in fixed]
+
+
+def _decided(node: ir.Node, indication: str | None) -> bool | None:
+    """The node's value when the request fixes the indications to [indication], or None when
+    other facts still matter (always None for a questionnaire of any indication)."""
+    test = node.test
+    if isinstance(test, ir.LEAVES):
+        if indication is None or test.concept != "indications":
+            return None
+        have = {indication}
+        if isinstance(test, ir.OneOf):
+            return bool(have & set(test.values))
+        if isinstance(test, ir.HasAll):
+            return set(test.values) <= have
+        if isinstance(test, ir.CountAtLeast):
+            return len(have & set(test.values)) >= test.n
+        return True if isinstance(test, ir.Documented) else None
+    if isinstance(test, ir.Not):
+        value = _decided(test.child, indication)
+        return None if value is None else not value
+    values = [_decided(kid, indication) for kid in ir.children(node)]
+    need = len(values) if isinstance(test, ir.All) else 1 if isinstance(test, ir.Any) else test.n
+    if values.count(True) >= need:
+        return True
+    if len(values) - values.count(False) < need:
+        return False
+    return None
+
+
+def _barred(rule: ir.Rule, indication: str | None) -> bool:
+    """Whether the request's indication alone keeps the rule from firing."""
+    return (any(_decided(n, indication) is False for n in rule.scope + rule.conditions)
+            or any(_decided(n, indication) is True for n in rule.exceptions))
+
+
+def _live(node: ir.Node, indication: str | None):
+    """The concepts of the leaves under node whose value can still matter to it."""
+    if _decided(node, indication) is not None:
+        return
+    if isinstance(node.test, ir.LEAVES):
+        yield node.test.concept
+    for kid in ir.children(node):
+        yield from _live(kid, indication)
 
 
 def _guarding(node: ir.Node) -> str | None:
