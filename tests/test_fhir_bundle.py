@@ -384,11 +384,14 @@ def test_a_bundle_and_a_questionnaire_merge_and_the_record_wins_where_the_mappin
     coded, answers = _coded_chart_and_answers(tmp_path)
     alone = load_patient(coded, LOADED.vocab)
     (denied,) = reasoner.decide(alone, ["geisinger"])
-    answers = _answer(answers, "age", [{"valueInteger": 70}])  # the chart's birth date says 54
+    assert not any(i["linkId"] == "age" for g in answers["item"] for i in g["item"])  # geisinger does not ask it
+    answers["item"][0]["item"].append({"linkId": "age", "answer": [{"valueInteger": 70}]})  # the chart says 54
     merged = load_patient(coded, LOADED.vocab, also=[_write(tmp_path, answers, "qr.json")])
     (covered,) = reasoner.decide(merged, ["geisinger"])
     assert (denied.kind, covered.kind) == ("denied", "covered")
-    assert merged.facts["age"] == 54 and merged.provenance["age"] == "Patient/chart-fbss"
+    # the record wins, and what it overrode is said where the fact's source is
+    assert merged.facts["age"] == 54
+    assert merged.provenance["age"] == "Patient/chart-fbss (over QuestionnaireResponse/qr1 item age gave 70)"
     assert merged.facts["pt_months_since"] == alone.facts["pt_months_since"]  # computed from visits, not the answer
     assert merged.provenance["psychological_evaluation"] == "QuestionnaireResponse/qr1 item psychological_evaluation"
     assert merged.provenance["medications.nsaid.outcome"] == (

@@ -538,9 +538,12 @@ def merge(parts: list[Patient], vocab: Vocabulary, folder: Path | None = None) -
                 facts[name], where[name] = value, (source, record)
             elif facts[name] == value:
                 where[name] = (f"{where[name][0]}; {source}", where[name][1] or record)
-            elif name in wins and where[name][1] != record:
+            elif name in wins and where[name][1] != record:  # the record wins; what it overrode is said
                 if record:
-                    facts[name], where[name] = value, (source, record)
+                    overridden = f"{where[name][0]} gave {short(facts[name])}"
+                    facts[name], where[name] = value, (f"{source} (over {overridden})", record)
+                else:
+                    where[name] = (f"{where[name][0]} (over {source} gave {short(value)})", True)
             else:
                 problems.append(Problem(f"{' + '.join(p.source for p in parts)}: field '{name}'", f"{where[name][0]} gives {short(facts[name])}, {source} gives "
                                                            f"{short(value)}; correct one of them."))
