@@ -78,7 +78,7 @@ def test_a_bad_member_is_reported_by_member_and_resource_and_the_others_decided(
     export, _, n = _population(tmp_path, 40, seed=6)
     conditions = _lines(export / "Condition.ndjson")
     victim = conditions[0]
-    victim["code"] = {"coding": [{"system": "http://snomed.info/sct", "code": "1234"}]}
+    victim["code"] = {"coding": [{"system": "http://example.org/local-problem-list", "code": "1234"}]}
     _rewrite(export / "Condition.ndjson", conditions)
     member = victim["subject"]["reference"]
     (export / "Observation.ndjson").open("a").write(json.dumps(

@@ -158,7 +158,7 @@ BAD_BUNDLES = {
     "not FHIR": (_edit("trial-relief", valueQuantity="fifty"), "Observation/trial-relief.valueQuantity",
                  "not valid FHIR R4"),
     "a code system the mapping does not know": (
-        _edit("dx-1", code={"coding": [{"system": "http://snomed.info/sct", "code": "202731009"}]}),
+        _edit("dx-1", code={"coding": [{"system": "http://example.org/local-problem-list", "code": "FBSS"}]}),
         "Condition/dx-1.code", "no coding this reader maps to diagnoses"),
     "another member's resource": (_edit("trial-relief", subject={"reference": "Patient/someone-else"}),
                                   "Observation/trial-relief.subject", "not the bundle's Patient"),
@@ -298,6 +298,19 @@ def test_other_orders_and_drugs_of_a_chart_are_not_read_as_the_request(tmp_path)
     assert (patient.facts["planned_drugs"], patient.facts["planned_route"]) == (("morphine",), "intrathecal")
     assert patient.facts["request_date"] == dt.date(2026, 3, 2) and patient.provenance["request_date"] == "ServiceRequest/req-1"
     assert patient.facts["procedure_codes"] == ("62362",)
+
+
+def test_a_condition_coded_only_in_snomed_is_read(tmp_path):
+    """SNOMED CT concepts the mapping lists give their diagnosis; any other SNOMED code (diabetes)
+    is a diagnosis of kind other, as an unlisted ICD-10-CM code is; the chart is still read."""
+    bundle = _chart()
+    bundle["entry"].append({"resource": {"resourceType": "Condition", "id": "dx-ms", "subject": SUBJECT, "code": {
+        "coding": [{"system": "http://snomed.info/sct", "code": "24700007", "display": "Multiple sclerosis"}]}}})
+    bundle["entry"].append({"resource": {"resourceType": "Condition", "id": "dx-dm", "subject": SUBJECT, "code": {
+        "coding": [{"system": "http://snomed.info/sct", "code": "44054006", "display": "Diabetes mellitus type 2"}]}}})
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert set(patient.facts["diagnoses"]) == {"failed_back_surgery", "multiple_sclerosis", "other"}
+    assert "Condition/dx-dm" in patient.provenance["diagnoses"]
 
 
 def test_a_therapy_outcome_coded_in_snomed_is_read(tmp_path):

@@ -243,6 +243,8 @@ class _Reader:
                 out.append(code)
         if not out and row and row.ignores(codings(value)):
             return []
+        if not out and row and row.unlisted == "other" and row.listed(codings(value)):
+            return ["other"]  # a code of a known system that names none of the listed values
         if not out and not (row and row.optional) and not any(p.where.endswith(where) for p in self.problems):
             self.problem(where, f"has no coding this reader maps to {concept.name} (systems: "
                                 f"{', '.join(dict.fromkeys(map(str, seen))) or 'none'}); code it in "

@@ -43,7 +43,7 @@ class _ReadRow(_Strict):
     when_element: str = "code"
     bands: dict[str, str] = {}
     latest: bool = False
-    unlisted: Literal["report", "ignore"] = "report"
+    unlisted: Literal["report", "ignore", "other"] = "report"
 
 
 class _DeriveRow(_Strict):
@@ -82,13 +82,17 @@ class Read:
     when_element: str = "code"  # the element `when` looks at
     bands: tuple = ()  # ((value, low, high), ...): a score read as the value of the band holding it
     latest: bool = False  # only the latest dated resource the row reads counts (a score taken often)
-    unlisted: str = "report"  # "ignore": a code of a listed system that the table lacks is not read
+    unlisted: str = "report"  # a code of a listed system that the table lacks: "ignore" it, read it as "other"
 
     def ignores(self, codings: list[dict]) -> bool:
         """Whether codings no table maps are left unread without a word: with `unlisted: ignore`,
         when one of them is in a system whose table the row holds (a drug the table does not
         list); codings only in systems the row does not know are still reported."""
-        return self.unlisted == "ignore" and any(c.get("system") in self.codes for c in codings)
+        return self.unlisted == "ignore" and self.listed(codings)
+
+    def listed(self, codings: list[dict]) -> bool:
+        """Whether one of the codings is in a system whose table the row holds."""
+        return any(c.get("system") in self.codes for c in codings)
 
     def selects(self, resource: dict) -> bool:
         """Whether the row reads this resource: always without `when`; with it, when a coding of
@@ -265,9 +269,13 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
                      if _range(text)[0] != ANY and (len(_range(text)[0]) != len(_range(text)[1])
                                                     or _range(text)[0] > _range(text)[1])
                      or not _range(text)[0]]
-        if row.unlisted == "ignore" and not row.codes:
-            problems.append(Problem(where, "`unlisted: ignore` leaves unread the codes its `codes` table lacks: "
+        if row.unlisted != "report" and not row.codes:
+            problems.append(Problem(where, f"`unlisted: {row.unlisted}` is about the codes its `codes` table lacks: "
                                            "give the table."))
+        if row.unlisted == "other" and "other" not in vocab.domains.get(
+                getattr(vocab.concepts.get(row.concept or ""), "domain", None) or "", {}):
+            problems.append(Problem(where, "`unlisted: other` reads an unlisted code as the value other, which the "
+                                           "concept's domain lacks."))
         if (row.concept is None) == (row.record is None):
             problems.append(Problem(where, "needs exactly one of `concept` or `record`."))
             continue
