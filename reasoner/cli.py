@@ -130,17 +130,18 @@ def check(
         render.console().print(render.decisions_table(p.id, decisions))
 
 
-def _check_as_of(as_of: Optional[str], as_json: bool) -> None:
+def _check_as_of(as_of: Optional[str], as_json: bool):
+    """The --as-of date (None when not given); a usage error when it is not written YYYY-MM-DD."""
     import datetime as dt
 
     try:
         if as_of is not None and len(as_of) == 10:
-            dt.date.fromisoformat(as_of)
-            return
+            return dt.date.fromisoformat(as_of)
     except ValueError:
         pass
     if as_of is not None:
         _fail([Problem("--as-of", f"{as_of!r} is not a date written YYYY-MM-DD.")], as_json, EXIT_USAGE)
+    return None
 
 
 def _dated(patient: Patient, as_of: Optional[str], loaded: Loaded, as_json: bool = False) -> Patient:
@@ -259,9 +260,7 @@ def batch(
     from reasoner.io import batch as b
     from reasoner.io.output import check_target
 
-    import datetime as dt
-
-    _check_as_of(as_of, as_json)
+    day = _check_as_of(as_of, as_json)
     loaded = _load(policies, as_json)
     chosen = _payers(loaded, payer, as_json)
     problems: list[Problem] = []
@@ -296,7 +295,7 @@ def batch(
         program = program.only(chosen)
     err = render.console(stderr=True)
     try:
-        pipeline = b.Pipeline(program, loaded, fmt, engine, dt.date.fromisoformat(as_of) if as_of else None)
+        pipeline = b.Pipeline(program, loaded, fmt, engine, day)
     except InputError as error:  # the engine asked for cannot run here (no PySpark, no Java)
         _fail(error.problems, as_json, EXIT_USAGE)
     try:
@@ -492,14 +491,12 @@ def questionnaire_cmd(
     not document is left unanswered); `reasoner check` reads such a response as a patient."""
     from reasoner.fhir.questionnaire import prefill as prefilled, questionnaire
 
-    import datetime as dt
-
-    _check_as_of(as_of, as_json)
+    day = _check_as_of(as_of, as_json)
     loaded = _load(policies, as_json)
     (chosen,) = _payers(loaded, [payer], as_json)
     _check_request(loaded, service, indication, as_json)
-    if as_of is not None:
-        chosen = loaded.program.in_force(chosen, dt.date.fromisoformat(as_of)).id
+    if day is not None:
+        chosen = loaded.program.in_force(chosen, day).id
     document = questionnaire(loaded.program, loaded.vocab, chosen, service, indication)
     if prefill is not None:
         try:
@@ -612,12 +609,9 @@ def diff_cmd(
 def _sides(loaded: Loaded, names: list[str], as_of: Optional[str], as_json: bool) -> tuple[list[str], dict]:
     """The policy versions a diff compares (see diff.resolve), and how each side read as another
     version was named; unknown or undated names, and two names for one version, are usage errors."""
-    import datetime as dt
-
     from reasoner.search.diff import resolve
 
-    _check_as_of(as_of, as_json)
-    day = dt.date.fromisoformat(as_of) if as_of else None
+    day = _check_as_of(as_of, as_json)
     resolved = [(name, *resolve(loaded.program, name, day)) for name in names]
     problems = [Problem("--payers" if "@" in name or error.startswith("unknown") else "--as-of", error)
                 for name, _, error in resolved if error]

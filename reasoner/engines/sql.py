@@ -217,8 +217,8 @@ def _policy_columns(c: _Compiler, policy: ir.Policy, fires: dict[int, str], scop
     kinds = " ".join(f"WHEN {fires[id(r)]} THEN {literal(r.outcome.kind)}" for r in policy.rules)
     failing, in_scope = [], []
     for rule in (r for r in policy.rules if r.outcome.kind == "covered"):
-        in_scope.append(scopes[id(rule)])
         scope = scopes[id(rule)]
+        in_scope.append(scope)
         failing += [f"CASE WHEN {scope} AND NOT {c.node_col[x.id]} THEN {literal(x.id)} END"
                     for n in rule.conditions for x in criteria_of(n)]
         failing += [f"CASE WHEN {scope} AND {c.node_col[n.id]} THEN {literal(n.id)} END" for n in rule.exceptions]

@@ -43,6 +43,7 @@ MAX_LINE = 2 << 20  # bytes of one resource (one NDJSON line); a longer line is 
 # setting it could guess that would change a line is fixed here.
 LINES = ("read_csv(?, columns={'line': 'VARCHAR'}, delim=chr(1), quote='', escape='', header=false, skip=0, "
          f"comment='', max_line_size={MAX_LINE}")  # closed by the caller, after any further option
+TEXTS = f"(SELECT nullif(trim(line), '') AS line FROM {LINES}))"  # a blank line holds no resource
 # Asked only once MEMBERS has failed on a line that is not JSON: which file holds it, and how it starts.
 NOT_JSON = (f"SELECT filename, left(trim(line), 60) FROM {LINES}, filename=true) "
             "WHERE trim(line) <> '' AND NOT json_valid(line) LIMIT 1")
@@ -54,8 +55,7 @@ SELECT member, line FROM (
                                            line->>'$.beneficiary.reference'),
                                   '^.*/(Patient/[A-Za-z0-9.-]{{1,64}})$', '\\1') END AS member,  -- absolute: as relative
          line->>'$.resourceType' = 'Patient' AS is_patient
-  FROM (SELECT nullif(trim(line), '') AS line  -- a blank line holds no resource
-        FROM {LINES})))
+  FROM {TEXTS})
 WHERE member IS NOT NULL
 ORDER BY member, is_patient DESC
 """
@@ -104,8 +104,7 @@ def _medications(con, files: list[str]) -> dict[str, dict]:
     an export has one per product, not one per member."""
     if not files:
         return {}
-    query = (f"SELECT line FROM (SELECT nullif(trim(line), '') AS line FROM {LINES})) "
-             "WHERE line->>'$.resourceType' = 'Medication'")
+    query = f"SELECT line FROM {TEXTS} WHERE line->>'$.resourceType' = 'Medication'"
     found = {}
     for (line,) in con.sql(query, params=[files]).fetchall():
         resource = json.loads(line)

@@ -183,15 +183,15 @@ class _Reader:
                     self.problem(f"{name_of(resource)}.{key}", "names its patient without a reference; reference the "
                                                                "bundle's Patient (Patient/<id>).")
                     return False
-                if target not in self.refs and _relative(target) not in self.refs and self.anonymous:
-                    if not any(p.where.endswith("Patient.id") for p in self.problems):  # said once, not per resource
-                        self.problem("Patient.id", f"is missing, so {_short(target)} (from {name_of(resource)}."
-                                                   f"{key}) and the like point at no Patient; give the Patient an id.")
-                    return False
-                if target not in self.refs and _relative(target) not in self.refs:
+                if target in self.refs or _relative(target) in self.refs:
+                    continue
+                if not self.anonymous:
                     self.problem(f"{name_of(resource)}.{key}", f"points at {_short(target)}, which is not the "
                                                                "bundle's Patient; a bundle describes one member.")
-                    return False
+                elif not any(p.where.endswith("Patient.id") for p in self.problems):  # said once, not per resource
+                    self.problem("Patient.id", f"is missing, so {_short(target)} (from {name_of(resource)}."
+                                               f"{key}) and the like point at no Patient; give the Patient an id.")
+                return False
         return True
 
     # ------------------------------------------------------------ one resource
@@ -431,6 +431,8 @@ class _Reader:
     def _therapy(self, resources: list[dict], rule: Derive) -> None:
         visits: dict[dt.date, str] = {}
         outcomes = []
+        outcome = self.vocab.concepts.get(rule.concepts.get("outcome", ""))
+        table = outcome and Read(rule.resource, outcome.name, "outcome", None, rule.outcomes or {}, False, (), False)
         for r in resources:
             if r.get("resourceType") != rule.resource or r.get("status") in self.mapping.skipped(rule.resource):
                 continue
@@ -442,9 +444,7 @@ class _Reader:
                 self.problem(f"{name_of(r)}.performed[x]", "is missing; a therapy visit needs its date.")
                 continue
             visits.setdefault(day, name_of(r))
-            if r.get("outcome") and "outcome" in rule.concepts:
-                outcome = self.vocab.concepts[rule.concepts["outcome"]]
-                table = Read(rule.resource, outcome.name, "outcome", None, rule.outcomes or {}, False, (), False)
+            if r.get("outcome") and outcome:
                 outcomes += [(v, name_of(r)) for v in self._coded(r["outcome"], outcome, table, f"{name_of(r)}.outcome")]
         if not visits:
             return

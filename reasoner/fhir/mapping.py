@@ -148,7 +148,7 @@ class Mapping:
         return skip.get(resource, frozenset()) | skip.get("*", frozenset())
 
     def domain_system(self, domain: str) -> str:
-        return f"urn:reasoner:{self.vocabulary}:{domain}"
+        return own_system(self.vocabulary, domain)
 
     @property
     def concept_system(self) -> str:
@@ -223,11 +223,20 @@ def _range(text: str) -> tuple[str, str]:
     return first.strip(), (last or first).strip()
 
 
+def _good_range(first: str, last: str) -> bool:
+    return first == ANY or (bool(first) and len(first) == len(last) and first <= last)
+
+
 def _when_system(systems: dict, vocab: Vocabulary, name: str) -> str:
     """A `when` key: a system the file names, or a domain of the vocabulary (its own system)."""
     if name in systems:
         return systems[name]
-    return f"urn:reasoner:{vocab.name}:{name}" if name in vocab.domains else name
+    return own_system(vocab.name, name) if name in vocab.domains else name
+
+
+def own_system(vocabulary: str, domain: str) -> str:
+    """The vocabulary's own code system for a domain's values (questionnaires answer in it too)."""
+    return f"urn:reasoner:{vocabulary}:{domain}"
 
 
 def _band(text: str) -> tuple[float, float] | tuple[None, None]:
@@ -265,10 +274,7 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
             _url(raw.systems, name, problems, where)
         problems += [Problem(where, f"`when` range {text!r} needs two codes of one length, the first not after "
                                     "the last (64400-64530), or one code.")
-                     for texts in row.when.values() for text in texts
-                     if _range(text)[0] != ANY and (len(_range(text)[0]) != len(_range(text)[1])
-                                                    or _range(text)[0] > _range(text)[1])
-                     or not _range(text)[0]]
+                     for texts in row.when.values() for text in texts if not _good_range(*_range(text))]
         if row.unlisted != "report" and not row.codes:
             problems.append(Problem(where, f"`unlisted: {row.unlisted}` is about the codes its `codes` table lacks: "
                                            "give the table."))
