@@ -157,6 +157,10 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 BAD_BUNDLES = {
     "not FHIR": (_edit("trial-relief", valueQuantity="fifty"), "Observation/trial-relief.valueQuantity",
                  "not valid FHIR R4"),
+    "a required element missing": (_edit("trial-relief", status=None), "Observation/trial-relief.status",
+                                   "not valid FHIR R4: field required"),
+    "two values of one choice element": (_edit("trial-relief", valueInteger=60), "Observation/trial-relief",
+                                         "'valueQuantity'"),
     "a code system the mapping does not know": (
         _edit("dx-1", code={"coding": [{"system": "http://example.org/local-problem-list", "code": "FBSS"}]}),
         "Condition/dx-1.code", "no coding this reader maps to diagnoses"),
@@ -249,6 +253,7 @@ def test_a_bad_bundle_is_refused_naming_the_resource_and_element(tmp_path, case)
     assert "Traceback" not in done.output
     errors = json.loads(done.output[done.output.index("{"):])["errors"]
     assert any(where in e["where"] and message in e["message"] for e in errors), errors
+    assert not any("__root__" in e["where"] for e in errors), errors  # the validator's internal name
 
 
 def test_values_are_read_as_written_and_what_did_not_happen_is_not_read(tmp_path):

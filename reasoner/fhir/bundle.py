@@ -30,6 +30,7 @@ SUBJECT = ("subject", "patient", "beneficiary")  # where a resource names its pa
 ABOUT = ("focus",)  # a resource about someone else than its subject (e.g. the member's mother)
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$")
 MAX_SHOWN = 80  # characters of an input value repeated in a message
+MAX_RULE = 400  # characters of a validator's own message (it quotes the rule, e.g. the value[x] choices)
 VALUES = ("valueQuantity", "valueBoolean", "valueInteger", "valueDateTime", "valueString", "valueCodeableConcept")
 DAYS_PER_MONTH = Decimal("365.25") / 12
 
@@ -109,13 +110,13 @@ def _validate(data: dict, source: str) -> None:
         raise PatientError([Problem(f"{source}: {RESOURCE}", "not valid FHIR R4: nested too deeply.")]) from None
     except ValueError as err:
         errors = err.errors() if hasattr(err, "errors") else [{"loc": (), "msg": str(err)}]
-        raise PatientError([Problem(f"{source}: {_where(data, e['loc'])}", f"not valid FHIR R4: {_short(e['msg'])}.")
+        raise PatientError([Problem(f"{source}: {_where(data, e['loc'])}", f"not valid FHIR R4: {e['msg'][:MAX_RULE].rstrip('.!')}.")
                             for e in errors[:20]]) from None
 
 
 def _where(data: dict, loc) -> str:
     """A validation error's location, naming the entry's resource (Observation/o1.valueQuantity)."""
-    loc = list(loc)
+    loc = [part for part in loc if part != "__root__"]  # pydantic's name for a whole-object check
     if len(loc) >= 3 and loc[0] == "entry" and isinstance(loc[1], int) and loc[2] == "resource":
         try:
             resource = data["entry"][loc[1]]["resource"]
