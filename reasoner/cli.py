@@ -124,10 +124,28 @@ def check(
         _fail(err.problems, as_json)
     decisions = Reasoner(loaded).decide(p, chosen)
     if as_json:
-        print(json.dumps({"schema": "reasoner.check/1", "patient": p.id,
-                          "decisions": [d.as_json() for d in decisions]}, indent=2))
+        print(json.dumps(_noted({"schema": "reasoner.check/1", "patient": p.id,
+                                 "decisions": [d.as_json() for d in decisions]}, p), indent=2))
     else:
         render.console().print(render.decisions_table(p.id, decisions))
+        _say_notes(p)
+
+
+def _noted(out: dict, patient: Patient) -> dict:
+    """A command's JSON with the input's notes (what was deliberately not read), when it has any."""
+    if patient.notes:
+        out["notes"] = [{"where": n.where, "message": n.message} for n in patient.notes]
+    return out
+
+
+def _say_notes(patient: Patient) -> None:
+    """What the input holds that was deliberately not read, after the answer, on stderr (so that
+    the answer on stdout is the same as for a patient file giving the same facts)."""
+    if patient.notes:
+        err = render.console(stderr=True)
+        err.print(f"Not read from the input ({len(patient.notes)}):", markup=False)
+        for note in patient.notes:
+            err.print(f"  {note.where}: {note.message}", markup=False)
 
 
 def _check_as_of(as_of: Optional[str], as_json: bool):
@@ -157,7 +175,7 @@ def _dated(patient: Patient, as_of: Optional[str], loaded: Loaded, as_json: bool
     facts = {**nested(patient.facts, loaded.vocab), "request_date": as_of, "id": patient.id,
              "description": patient.description}
     try:
-        return validate(facts, loaded.vocab, "--as-of", provenance=patient.provenance)
+        return validate(facts, loaded.vocab, "--as-of", provenance=patient.provenance, notes=patient.notes)
     except InputError as err:
         raise InputError([Problem("--as-of", p.message) for p in err.problems]) from None
 
@@ -170,7 +188,8 @@ def _patient(loaded: Loaded, path: Path, service: Optional[str], as_json: bool, 
         patient = _dated(load_patient(path, loaded.vocab, loaded.folder, also or ()), as_of, loaded, as_json)
         if service is not None:
             facts = {**patient.facts, "service": service, "id": patient.id, "description": patient.description}
-            patient = validate(facts, loaded.vocab, f"--service")
+            sources = {**patient.provenance, "service": "--service"} if patient.provenance else None
+            patient = validate(facts, loaded.vocab, "--service", provenance=sources, notes=patient.notes)
         return patient
     except InputError as err:
         _fail(err.problems, as_json)
@@ -200,9 +219,10 @@ def why(
     reasoner = Reasoner(loaded)
     result = explain.why(reasoner, p, reasoner.version(pid, p))
     if as_json:
-        print(json.dumps(explain.why_json(result), indent=2))
+        print(json.dumps(_noted(explain.why_json(result), p), indent=2))
     else:
         render.console().print(render.why_tree(result))
+        _say_notes(p)
 
 
 @app.command("why-not")
@@ -232,9 +252,10 @@ def why_not(
     result = explain.why_not(reasoner, p, pid, decision)
     fixes = find_repairs(reasoner, p, pid, decision, limit=repairs) if repairs and result.paths else ([] if repairs else None)
     if as_json:
-        print(json.dumps(explain.why_not_json(result, fixes), indent=2))
+        print(json.dumps(_noted(explain.why_not_json(result, fixes), p), indent=2))
     else:
         render.console().print(render.why_not_tree(result, fixes))
+        _say_notes(p)
 
 
 @app.command()

@@ -87,6 +87,8 @@ def test_a_chart_like_bundle_derives_its_facts_from_dated_and_coded_resources(re
     assert (f["medications.nsaid.outcome"], patient.provenance["medications.nsaid.outcome"]) == (
         "failed", "MedicationStatement/med-nsaid")
     assert not any("metformin" in p for p in patient.provenance.values())
+    assert [(n.where.split(": ")[-1], n.severity) for n in patient.notes] == [
+        ("MedicationStatement/med-metformin.medicationCodeableConcept", "note")]  # not read, but said
     assert patient.provenance["age"] == "Patient/chart-fbss"
     assert patient.provenance["pt_visits"] == "Procedure/pt-1 … Procedure/pt-12 (12 resources)"
     # a CPT-coded procedure's SNOMED outcome: a transforaminal epidural, a lumbar laminectomy
@@ -239,6 +241,27 @@ BAD_BUNDLES = {
         _edit("trial-relief", valueQuantity={"value": 150, "unit": "%", "system": "http://unitsofmeasure.org",
                                              "code": "%"}), "field 'pain_trial_relief'", "between"),
 }
+
+
+def test_a_drug_the_table_does_not_list_is_said_to_be_unread_in_text_and_json(tmp_path):
+    """A clinical-drug code (RxNorm SCD) where the table lists ingredients is not guessed at, and
+    not dropped without a word: `check` says which resource and code it did not read, on stderr
+    after the table (stdout stays the table), and under "notes" with --json; `why` says it too."""
+    bundle = _chart()
+    _resource(bundle, "med-nsaid")["medicationCodeableConcept"] = {"coding": [
+        {"system": RXNORM, "code": "310965", "display": "ibuprofen 200 MG Oral Tablet"}]}
+    path = str(_write(tmp_path, bundle))
+    text = CliRunner().invoke(app, ["check", path])
+    assert text.exit_code == 0, text.output
+    assert "Not read from the input (2):" in text.stderr and "Not read" not in text.stdout
+    assert "MedicationStatement/med-nsaid.medicationCodeableConcept: rxnorm 310965 ('ibuprofen 200 MG Oral " \
+           "Tablet'): not in the mapping's table for medications" in text.stderr
+    notes = json.loads(CliRunner().invoke(app, ["check", path, "--json"]).stdout)["notes"]
+    assert [n["where"].split(": ")[-1] for n in notes] == ["MedicationStatement/med-nsaid.medicationCodeableConcept",
+                                                          "MedicationStatement/med-metformin.medicationCodeableConcept"]
+    why = json.loads(CliRunner().invoke(app, ["why", path, "--payer", "uhc", "--json"]).stdout)
+    assert len(why["notes"]) == 2
+    assert "medications.nsaid.outcome" not in load_patient(path, LOADED.vocab).facts
 
 
 @pytest.mark.parametrize("case", list(BAD_BUNDLES))

@@ -234,6 +234,10 @@ def test_opening_a_fhir_bundle_fills_the_form_from_its_resources(client, reasone
     assert re.search(r'name="age" id="[^"]+" value="54"', page)
     assert re.search(r'type="date" name="request_date" id="[^"]+" value="2026-03-02"', page)  # a dated request renders
     assert [r[0].split(" ")[0] for r in cells(page, "decisions")] == [d.policy for d in reasoner.decide(example)]
+    # the chart's metformin, which the drug table does not list, is said to be unread, not dropped silently
+    assert element(page, "upload-notes").startswith("Not read from the file (1):")
+    assert "MedicationStatement/med-metformin.medicationCodeableConcept: rxnorm 6809 ('metformin')" in \
+        element(page, "upload-notes")
     bad = json.loads(chart.read_text())
     bad["entry"][4]["resource"]["subject"] = {"reference": "Patient/someone-else"}
     response = client.post("/patient/open", files={"_file": ("b.json", json.dumps(bad).encode(), "application/json")})

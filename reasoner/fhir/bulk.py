@@ -176,7 +176,7 @@ def _member(member: str, texts: list[str], loaded: Loaded, mapping, shared: dict
         return InputError([Problem(member, f"is referred to by {named}{' ...' if len(texts) > 3 else ''}, but no "
                                            "Patient resource of the export has this id.")])
     try:
-        data, _ = read_bundle(bundle, loaded.vocab, mapping, member, validate=False)
+        data, _, _ = read_bundle(bundle, loaded.vocab, mapping, member, validate=False)
     except PatientError as err:
         return err
     data.setdefault("id", member.split("/", 1)[-1])

@@ -40,8 +40,9 @@ def is_bundle(data: object) -> bool:
 
 
 def read_bundle(data: dict, vocab: Vocabulary, mapping: Mapping, source: str,
-                validate: bool = True) -> tuple[dict, dict]:
-    """(patient mapping, provenance) from a Bundle's JSON; PatientError naming resource and element.
+                validate: bool = True) -> tuple[dict, dict, tuple[Problem, ...]]:
+    """(patient mapping, provenance, notes) from a Bundle's JSON; PatientError naming resource and
+    element. The notes say what the bundle holds that was deliberately not read (see `_Reader.note`).
 
     `validate` False skips the R4B model validation (about 40 ms for a 40-resource chart, 40 times
     the reading itself): Bulk Data exports of whole populations rely on the reader's own checks of
@@ -143,12 +144,25 @@ class _Reader:
         self.vocab, self.mapping, self.source = vocab, mapping, source
         self.found: dict[str, list[tuple[object, str]]] = defaultdict(list)
         self.problems: list[Problem] = []
+        self.notes: list[Problem] = []  # what is deliberately not read (see `note`)
         self.medications: dict[str, dict] = {}  # reference -> Medication resource (for medicationReference)
         self.dated: dict[str, list] = defaultdict(list)  # concept -> (moment, score, resource) for `latest` rows
         self.ongoing: list[tuple] = []  # (concept, start, resource, element): courses with no end yet
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(Problem(f"{self.source}: {where}", message))
+
+    def note(self, where: str, message: str) -> None:
+        """Something the input says that is deliberately not read (a drug the table does not list):
+        not an error, but said, so that nothing is dropped without a word."""
+        self.notes.append(Problem(f"{self.source}: {where}", message, "note"))
+
+    def _codes(self, found: list[dict], row: Read) -> str:
+        """The codings of a row's systems, as a person reads them: rxnorm 310965 ('Ibuprofen 200 MG …')."""
+        names = {url: name for name, url in self.mapping.systems.items()}
+        return ", ".join(f"{names.get(c.get('system'), c.get('system'))} {c.get('code')}"
+                         + (f" ({_short(c['display'])})" if c.get("display") else "")
+                         for c in found if c.get("system") in row.codes)
 
     # ------------------------------------------------------------ the patient and references
     def patient(self, resources: list[dict], bundle: dict) -> dict | None:
@@ -243,6 +257,8 @@ class _Reader:
             elif row and system in row.passes:
                 out.append(code)
         if not out and row and row.ignores(codings(value)):
+            self.note(where, f"{self._codes(codings(value), row)}: not in the mapping's table for {concept.name}, so "
+                             f"not read; add the code to {self.mapping.source} if a policy should see it.")
             return []
         if not out and row and row.unlisted == "other" and row.listed(codings(value)):
             return ["other"]  # a code of a known system that names none of the listed values
@@ -462,7 +478,7 @@ class _Reader:
         if value is not None:
             self.found[concept].append((value, name_of(resource)))
 
-    def result(self, patient: dict | None) -> tuple[dict, dict]:
+    def result(self, patient: dict | None) -> tuple[dict, dict, tuple[Problem, ...]]:
         data: dict = {"id": patient.get("id")} if patient and patient.get("id") else {}
         provenance: dict = {}
         for name, found in self.found.items():
@@ -480,7 +496,7 @@ class _Reader:
             provenance[name] = ", ".join(sources)
         if self.problems:
             raise PatientError(self.problems)
-        return data, provenance
+        return data, provenance, tuple(self.notes)
 
 
 def course(days: list[dt.date], request: dt.date | None) -> dict:

@@ -26,8 +26,9 @@ def is_response(data: object) -> bool:
     return isinstance(data, dict) and data.get("resourceType") == RESOURCE
 
 
-def read_response(data: dict, vocab: Vocabulary, source: str) -> tuple[dict, dict]:
-    """(patient mapping, provenance) from a QuestionnaireResponse's JSON; PatientError otherwise."""
+def read_response(data: dict, vocab: Vocabulary, source: str) -> tuple[dict, dict, tuple]:
+    """(patient mapping, provenance, notes) from a QuestionnaireResponse's JSON; PatientError
+    otherwise. Every answer is read, so there are no notes (the bundle reader's may have some)."""
     from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
     try:
@@ -61,7 +62,7 @@ def read_response(data: dict, vocab: Vocabulary, source: str) -> tuple[dict, dic
     for concept_name, values in answers.items():
         many = vocab.concepts[concept_name].kind in ("set", "codes")
         mapping[concept_name] = values if many else values[0]
-    return {k: v for k, v in mapping.items() if v is not None}, where
+    return {k: v for k, v in mapping.items() if v is not None}, where, ()
 
 
 def _request(canonical: str | None, at: str) -> dict:
@@ -105,7 +106,7 @@ def _value(answer, concept, vocab: Vocabulary, at: str, problems: list[Problem])
 
 
 def _path(loc) -> str:
-    return ".".join(str(x) for x in loc) or "(root)"
+    return ".".join(str(x) for x in loc if x != "__root__") or "(root)"  # pydantic's name for a whole-object check
 
 
 def _show(values: list) -> str:

@@ -48,6 +48,7 @@ class Patient:
     facts: dict  # concept -> validated value (bool, int/float, str, tuple of str, date)
     source: str
     provenance: dict | None = None  # concept -> where the fact was read (e.g. "Observation/trial-1")
+    notes: tuple = ()  # Problems of severity "note": what the input holds that was deliberately not read
 
 
 # ---------------------------------------------------------------- messages
@@ -397,7 +398,7 @@ def _flat(parsed: BaseModel, vocab: Vocabulary):
 
 
 def validate(data: object, vocab: Vocabulary, source: str = "<patient>", require_request: bool = True,
-             provenance: dict | None = None) -> Patient:
+             provenance: dict | None = None, notes: tuple = ()) -> Patient:
     """Check one patient mapping; raise PatientError listing every problem.
 
     A file is a request: unless `require_request` is False (a partial record, e.g. while a form is
@@ -434,7 +435,7 @@ def validate(data: object, vocab: Vocabulary, source: str = "<patient>", require
                      for name in REQUEST if name in vocab.concepts and not facts.get(name)]
     if problems:
         raise PatientError(_capped(problems, source))
-    return Patient(parsed.id or Path(source).stem, parsed.description or "", facts, source, provenance)
+    return Patient(parsed.id or Path(source).stem, parsed.description or "", facts, source, provenance, tuple(notes))
 
 
 def nested(facts: dict, vocab: Vocabulary) -> dict:
@@ -450,8 +451,8 @@ def nested(facts: dict, vocab: Vocabulary) -> dict:
     return out
 
 
-def from_fhir(data: object, vocab: Vocabulary, folder: Path | None, source: str) -> tuple[dict, dict] | None:
-    """(patient mapping, provenance) when `data` is FHIR JSON: a Bundle (through the FHIR mapping of
+def from_fhir(data: object, vocab: Vocabulary, folder: Path | None, source: str) -> tuple[dict, dict, tuple] | None:
+    """(patient mapping, provenance, notes) when `data` is FHIR JSON: a Bundle (through the FHIR mapping of
     the policy `folder`, by default the bundled one) or a QuestionnaireResponse; None when it is not
     FHIR at all; PatientError for another FHIR resource."""
     from reasoner.fhir.bundle import is_bundle, read_bundle
@@ -508,9 +509,9 @@ def _one(path: Path, vocab: Vocabulary, folder: Path | None, require_request: bo
     fhir = from_fhir(data, vocab, folder, str(path))
     if fhir is None:
         return validate(data, vocab, str(path), require_request=require_request)
-    data, provenance = fhir
+    data, provenance, notes = fhir
     try:
-        return validate(data, vocab, str(path), require_request=require_request, provenance=provenance)
+        return validate(data, vocab, str(path), require_request=require_request, provenance=provenance, notes=notes)
     except PatientError as err:  # a value the vocabulary refuses: name the resources it was read from
         raise PatientError([_sourced(p, provenance) for p in err.problems]) from None
 
@@ -552,7 +553,8 @@ def merge(parts: list[Patient], vocab: Vocabulary, folder: Path | None = None) -
     first = parts[0]
     merged = {"id": first.id, **({"description": first.description} if first.description else {}),
               **nested(facts, vocab)}
-    return validate(merged, vocab, " + ".join(p.source for p in parts), provenance={k: w for k, (w, _) in where.items()})
+    return validate(merged, vocab, " + ".join(p.source for p in parts), provenance={k: w for k, (w, _) in where.items()},
+                    notes=tuple(n for part in parts for n in part.notes))
 
 
 def _sourced(problem: Problem, provenance: dict) -> Problem:

@@ -204,8 +204,10 @@ def query(raw: Raw, **state: str) -> str:
     return urlencode(pairs)
 
 
-def read_upload(name: str, data: bytes, vocab: Vocabulary, limit: int, folder: Path | None = None) -> Raw:
-    """An uploaded patient file as form values; PatientError when it cannot be read at all.
+def read_upload(name: str, data: bytes, vocab: Vocabulary, limit: int,
+                folder: Path | None = None) -> tuple[Raw, tuple[Problem, ...]]:
+    """An uploaded patient file as form values, with the notes on what a FHIR input holds that was
+    deliberately not read; PatientError when it cannot be read at all.
 
     The file is read as `reasoner check` reads one (JSON by its suffix, else YAML 1.2 without
     aliases; a FHIR Bundle or QuestionnaireResponse through the same reader, with the FHIR mapping
@@ -220,15 +222,16 @@ def read_upload(name: str, data: bytes, vocab: Vocabulary, limit: int, folder: P
         raise PatientError([Problem(name, f"the file is not UTF-8 text (byte {err.start + 1}).")]) from None
     parsed = read_json(text, name) if name.lower().endswith(".json") else read_yaml(text, name)
     fhir = from_fhir(parsed, vocab, folder, name)
+    notes = ()
     if fhir is not None:
-        parsed = fhir[0]
+        parsed, _, notes = fhir
     if not isinstance(parsed, dict):
         got = "nothing" if parsed is None else type(parsed).__name__
         raise PatientError([Problem(name, f"a patient file must be a mapping of concept: value, not {got}.")])
     bad = [k for k in parsed if not isinstance(k, str)]
     if bad:
         raise PatientError([Problem(name, f"field names must be text, got {short(bad[0])}.")])
-    return raw_from_facts(parsed, vocab)
+    return raw_from_facts(parsed, vocab), notes
 
 
 # ---------------------------------------------------------------- files out

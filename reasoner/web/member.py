@@ -62,7 +62,7 @@ def _panel(site: Site, checked: Checked, payer: str | None, wanted: str):
 
 
 def _workspace(site: Site, request: Request, raw: Raw, upload_error: str | None = None, status: int = 200,
-               whole: bool | None = None) -> HTMLResponse:
+               whole: bool | None = None, upload_notes: tuple = ()) -> HTMLResponse:
     """The member page (or, for htmx, just its workspace), with the address set to the member."""
     checked = check(raw, site.loaded.vocab)
     payer, wanted = _state(request, site)
@@ -71,7 +71,7 @@ def _workspace(site: Site, request: Request, raw: Raw, upload_error: str | None 
     whole = not is_htmx(request) if whole is None else whole
     headers = {"HX-Push-Url": "/member?" + query(raw, panel=payer or "", wanted=wanted if payer else "")}
     return site.html("member.html" if whole else "_workspace.html", status, headers, active="member",
-                     panel=panel, upload_error=upload_error, **context)
+                     panel=panel, upload_error=upload_error, upload_notes=upload_notes, **context)
 
 
 # ---------------------------------------------------------------- views (run on a deciding thread)
@@ -120,7 +120,7 @@ def example_view(site: Site, request: Request, name: str) -> Response:
     if path is None:
         raise HTTPException(404, f"No example patient named {name!r}.")
     try:
-        raw = read_upload(path.name, path.read_bytes(), site.loaded.vocab, MAX_BYTES, site.loaded.folder)
+        raw, _ = read_upload(path.name, path.read_bytes(), site.loaded.vocab, MAX_BYTES, site.loaded.folder)
     except PatientError as err:
         return error_response(site, request, 422, f"The example {name} cannot be read.", [str(p) for p in err.problems])
     return RedirectResponse("/member?" + query(raw), status_code=303)
@@ -152,10 +152,10 @@ async def open_view(site: Site, request: Request) -> HTMLResponse:
         return await site.run(_workspace, site, request, current, "Choose a YAML or JSON patient file.")
     data = await upload.read(MAX_BYTES + 1)
     try:
-        raw = read_upload(Path(upload.filename).name, data, site.loaded.vocab, MAX_BYTES, site.loaded.folder)
+        raw, notes = read_upload(Path(upload.filename).name, data, site.loaded.vocab, MAX_BYTES, site.loaded.folder)
     except PatientError as err:
         return await site.run(_workspace, site, request, current, " ".join(str(p) for p in err.problems[:5]))
-    return await site.run(_workspace, site, request, raw)
+    return await site.run(_workspace, site, request, raw, upload_notes=notes)
 
 
 def router(site: Site) -> APIRouter:
