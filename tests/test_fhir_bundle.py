@@ -264,6 +264,29 @@ def test_a_drug_the_table_does_not_list_is_said_to_be_unread_in_text_and_json(tm
     assert "medications.nsaid.outcome" not in load_patient(path, LOADED.vocab).facts
 
 
+def _coverage(cid: str, sopt: str, order: int | None) -> dict:
+    return {"resourceType": "Coverage", "id": cid, "status": "active", "beneficiary": SUBJECT,
+            "payor": [{"display": "a payer"}], **({"order": order} if order is not None else {}),
+            "type": {"coding": [{"system": "urn:oid:2.16.840.1.113883.3.221.5", "code": sopt}]}}
+
+
+def test_the_line_of_business_is_the_primary_coverages(tmp_path):
+    """A member with Medicare first and a commercial plan second (Coverage.order 1 and 2) is a
+    Medicare member, whichever the bundle lists first; without orders, neither is known to be the
+    primary, and their lines are a conflict naming both."""
+    bundle = _chart()
+    _resource(bundle, "cov-1")["order"] = 2
+    bundle["entry"].append({"resource": _coverage("cov-2", "1", 1)})
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert (patient.facts["line_of_business"], patient.provenance["line_of_business"]) == ("medicare", "Coverage/cov-2")
+    _resource(bundle, "cov-2")["order"] = 3
+    assert load_patient(_write(tmp_path, bundle), LOADED.vocab).facts["line_of_business"] == "commercial"
+    del _resource(bundle, "cov-1")["order"]
+    done = CliRunner().invoke(app, ["check", str(_write(tmp_path, bundle)), "--json"])
+    assert done.exit_code == 3 and "Coverage/cov-1, Coverage/cov-2" in done.output
+    assert "give line_of_business different values" in done.output
+
+
 @pytest.mark.parametrize("case", list(BAD_BUNDLES))
 def test_a_bad_bundle_is_refused_naming_the_resource_and_element(tmp_path, case):
     change, where, message = BAD_BUNDLES[case]

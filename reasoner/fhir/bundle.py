@@ -148,6 +148,7 @@ class _Reader:
         self.medications: dict[str, dict] = {}  # reference -> Medication resource (for medicationReference)
         self.dated: dict[str, list] = defaultdict(list)  # concept -> (moment, score, resource) for `latest` rows
         self.ongoing: list[tuple] = []  # (concept, start, resource, element): courses with no end yet
+        self.ranked: list[tuple] = []  # (row, rank, resource) for `first_by` rows
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(Problem(f"{self.source}: {where}", message))
@@ -220,7 +221,10 @@ class _Reader:
             self._observation(resource)
         for row in self.mapping.rows(kind):
             if row.code is None and row.selects(resource):
-                self._row(resource, row)
+                if row.first_by:
+                    self.ranked.append((row, row.rank(resource), resource))  # read in `settle`, the first only
+                else:
+                    self._row(resource, row)
 
     def _row(self, resource: dict, row: Read) -> None:
         if row.record:
@@ -367,9 +371,15 @@ class _Reader:
         self.add(concept.name, band, resource)
 
     def settle(self) -> None:
-        """What needs every resource read first: courses still going on, measured to the request
+        """What needs every resource read first: rows read from the first resource by an element
+        (the primary Coverage, by its order); courses still going on, measured to the request
         date; and facts read from the latest resource only: those of the latest moment (a day, or
-        a time when each says its time); two of that moment that differ are a conflict, as ever."""
+        a time when each says its time). Two firsts or two latest that differ are a conflict, as
+        ever; so are two resources when one does not say its rank (all are then read)."""
+        for row, rank, resource in self.ranked:
+            ranks = [r for w, r, _ in self.ranked if w is row]
+            if None in ranks or rank == min(ranks):  # one that does not say its rank may be the first
+                self._row(resource, row)
         request = [v for v, _ in self.found.get("request_date", [])]
         for name, start, resource, where in self.ongoing:
             if not request:

@@ -43,6 +43,7 @@ class _ReadRow(_Strict):
     when_element: str = "code"
     bands: dict[str, str] = {}
     latest: bool = False
+    first_by: str | None = None
     unlisted: Literal["report", "ignore", "other"] = "report"
 
 
@@ -83,6 +84,12 @@ class Read:
     bands: tuple = ()  # ((value, low, high), ...): a score read as the value of the band holding it
     latest: bool = False  # only the latest dated resource the row reads counts (a score taken often)
     unlisted: str = "report"  # a code of a listed system that the table lacks: "ignore" it, read it as "other"
+    first_by: str | None = None  # an element (Coverage.order): only the resources of its lowest value are read
+
+    def rank(self, resource: dict) -> float | None:
+        """Where a resource comes by `first_by`, lowest first; None when it does not say."""
+        got = [v for v in element(resource, self.first_by or "") if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return min(got) if got else None
 
     def ignores(self, codings: list[dict]) -> bool:
         """Whether codings no table maps are left unread without a word: with `unlisted: ignore`,
@@ -207,7 +214,7 @@ def _build(path: str, raw: _File, vocab: Vocabulary) -> Mapping:
                        tuple(s.get(p, p) for p in r.pass_), r.optional, r.record, tuple(r.fields.items()),
                        when={_when_system(s, vocab, k): tuple(_range(c) for c in v) for k, v in r.when.items()},
                        when_element=r.when_element, bands=tuple((value, *_band(text)) for value, text in r.bands.items()),
-                       latest=r.latest, unlisted=r.unlisted)
+                       latest=r.latest, unlisted=r.unlisted, first_by=r.first_by)
                   for r in raw.read)
     derives = tuple(Derive(d.name, d.concept, d.resource, {s.get(k, k): frozenset(v) for k, v in d.codes.items()},
                            dict(d.concepts), {s.get(k, k): dict(v) for k, v in d.outcomes.items()}) for d in raw.derive)
@@ -308,6 +315,9 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
             problems.append(Problem(where, "`bands` read an Observation's score: give the Observation `code`."))
         if row.latest and not row.bands:
             problems.append(Problem(where, "`latest` keeps the latest of a row's scores: it needs `bands`."))
+        if row.first_by and (row.code is not None or row.record is not None):
+            problems.append(Problem(where, "`first_by` ranks the resources a concept row reads by an element; an "
+                                           "Observation code or record row does not take it."))
         if row.when and row.code is not None:
             problems.append(Problem(where, "`code` already names the one Observation code this row reads; drop `when`."))
     problems += [Problem(f"{mapping.source}: record_wins", f"concept {c!r} is not in the vocabulary.")
