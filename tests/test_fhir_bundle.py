@@ -264,6 +264,27 @@ def test_a_drug_the_table_does_not_list_is_said_to_be_unread_in_text_and_json(tm
     assert "medications.nsaid.outcome" not in load_patient(path, LOADED.vocab).facts
 
 
+def test_the_requests_reason_in_icd10_is_a_diagnosis_and_the_indication_is_not_guessed(tmp_path):
+    """An order's reasonCode in ICD-10-CM (chronic pain syndrome, G89.4) beside the indication in
+    the vocabulary's system adds a documented diagnosis; with the ICD-10 code alone, the diagnosis
+    is read and the indication is still asked for (`check` names it, not the reasonCode); a reason
+    in a system no row reads is reported at the element."""
+    bundle = _chart()
+    reasons = _resource(bundle, "req-1")["reasonCode"]
+    reasons.append({"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "G89.4"}]})
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert patient.facts["indications"] == ("nonmalignant_pain",)
+    assert set(patient.facts["diagnoses"]) == {"failed_back_surgery", "other"}  # G89.4: no listed kind
+    assert "ServiceRequest/req-1" in patient.provenance["diagnoses"]
+    del reasons[0]
+    done = CliRunner().invoke(app, ["check", str(_write(tmp_path, bundle)), "--json"])
+    assert done.exit_code == 3 and "field 'indications'" in done.output and "reasonCode" not in done.output
+    reasons[0] = {"coding": [{"system": "http://example.org/local-reasons", "code": "back"}]}
+    done = CliRunner().invoke(app, ["check", str(_write(tmp_path, bundle)), "--json"])
+    assert done.exit_code == 3 and "ServiceRequest/req-1.reasonCode" in done.output
+    assert "no coding this reader maps to indications or diagnoses" in done.output
+
+
 def _coverage(cid: str, sopt: str, order: int | None) -> dict:
     return {"resourceType": "Coverage", "id": cid, "status": "active", "beneficiary": SUBJECT,
             "payor": [{"display": "a payer"}], **({"order": order} if order is not None else {}),

@@ -219,25 +219,44 @@ class _Reader:
             return
         if kind == "Observation":
             self._observation(resource)
+        shared: dict[str, list] = {}  # element -> (concept, values read) of its optional rows
         for row in self.mapping.rows(kind):
             if row.code is None and row.selects(resource):
                 if row.first_by:
                     self.ranked.append((row, row.rank(resource), resource))  # read in `settle`, the first only
-                else:
-                    self._row(resource, row)
+                    continue
+                got = self._row(resource, row)
+                if row.optional:
+                    shared.setdefault(row.element, []).append((row.concept, got))
+        for path, rows in shared.items():
+            self._unread(resource, path, rows)
 
-    def _row(self, resource: dict, row: Read) -> None:
+    def _unread(self, resource: dict, path: str, rows: list) -> None:
+        """Optional rows share an element (ServiceRequest.reasonCode: an indication in the
+        vocabulary's system, a diagnosis in ICD-10-CM): a coding none of them reads is reported,
+        as for any row."""
+        where = f"{name_of(resource)}.{path}"
+        found = codings(element(resource, path))
+        if found and not any(got for _, got in rows) and not any(p.where.endswith(where) for p in self.problems):
+            systems = ", ".join(dict.fromkeys(str(c.get("system") or "no system") for c in found))
+            self.problem(where, f"has no coding this reader maps to {' or '.join(c for c, _ in rows)} (systems: "
+                                f"{systems}); code it in a system the mapping lists, or add the code to "
+                                f"{self.mapping.source}.")
+
+    def _row(self, resource: dict, row: Read) -> int:
+        """Read one row from a resource; how many values it gave."""
         if row.record:
             self._record(resource, row)
-            return
+            return 1
         concept = self.vocab.concepts[row.concept]
+        count = 0
         for value in element(resource, row.element) or self._referenced(resource, row.element):
             where = f"{name_of(resource)}.{row.element}"
-            if concept.kind == "date":
-                self.add(row.concept, _date(value, where, self), resource)
-            else:
-                for got in self._coded(value, concept, row, where):
-                    self.add(row.concept, got, resource)
+            got = [_date(value, where, self)] if concept.kind == "date" else self._coded(value, concept, row, where)
+            for one in got:
+                self.add(row.concept, one, resource)
+                count += one is not None
+        return count
 
     def _coded(self, value, concept: Concept, row: Read | None, where: str) -> list:
         """A CodeableConcept's values for a concept: own system, code tables, passed systems."""
