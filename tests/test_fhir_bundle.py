@@ -90,7 +90,7 @@ def test_a_chart_like_bundle_derives_its_facts_from_dated_and_coded_resources(re
     assert [(n.where.split(": ")[-1], n.severity) for n in patient.notes] == [
         ("MedicationStatement/med-metformin.medicationCodeableConcept", "note")]  # not read, but said
     assert patient.provenance["age"] == "Patient/chart-fbss"
-    assert patient.provenance["pt_visits"] == "Procedure/pt-1 … Procedure/pt-12 (12 resources)"
+    assert patient.provenance["pt_visits"] == ", ".join(f"Procedure/pt-{k}" for k in range(1, 13))
     # a CPT-coded procedure's SNOMED outcome: a transforaminal epidural, a lumbar laminectomy
     assert (f["nerve_block_outcome"], patient.provenance["nerve_block_outcome"]) == ("failed", "Procedure/block-1")
     assert (f["prior_surgery"], patient.provenance["prior_surgery"]) == ("failed", "Procedure/surgery-1")
@@ -108,6 +108,10 @@ def test_why_and_why_not_show_where_each_fact_was_read():
     data = json.loads(runner.invoke(app, ["why-not", str(CHART), "--payer", "cam70141", "--json"]).output)
     facts = [f for f in _walk(data) if f.get("concept") == "pain_trial_relief"]  # CAM wants more than half
     assert facts and all(f["source"] == "Observation/trial-relief" for f in facts)
+    assert all(f["resources"] == ["Observation/trial-relief"] for f in facts)
+    data = json.loads(runner.invoke(app, ["why", str(CHART), "--payer", "geisinger", "--json"]).output)
+    visits = [f for f in _walk(data) if f.get("concept") == "pt_visits"]  # every visit, as a list, in JSON
+    assert visits and all(f["resources"] == [f"Procedure/pt-{k}" for k in range(1, 13)] for f in visits)
     yaml_text = runner.invoke(app, ["why", str(ROOT / "examples/nonmalignant_implant.yaml"), "--payer", "uhc"]).output
     assert "←" not in yaml_text  # a patient file has no resources to name
 

@@ -494,7 +494,7 @@ class _Reader:
                 outcomes += [(v, name_of(r)) for v in self._coded(r["outcome"], outcome, table, f"{name_of(r)}.outcome")]
         if not visits:
             return
-        source = _sources(visits.values())
+        source = ", ".join(visits.values())  # every visit (text output abbreviates a long list)
         request = [v for v, _ in self.found.get("request_date", [])]
         for quantity, value in course(sorted(visits), request[0] if request else None).items():
             if quantity in rule.concepts and value is not None:
@@ -545,11 +545,6 @@ def course(days: list[dt.date], request: dt.date | None) -> dict:
         week += dt.timedelta(days=7)
     months = None if request is None else _number(Decimal((request - days[-1]).days) / DAYS_PER_MONTH)
     return {"visits": len(days), "weeks": weeks, "twice_weekly_weeks": best, "months_since": months}
-
-
-def _sources(names) -> str:
-    names = list(names)
-    return ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]} ({len(names)} resources)"
 
 
 def _lookup(table: dict, code: str, prefix: bool):

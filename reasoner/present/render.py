@@ -189,6 +189,13 @@ def _value(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def brief(source: str, shown: int = 3) -> str:
+    """Where a fact was read, short enough for a line: a list of more than `shown` resources as its
+    first and last (Procedure/pt-1 … Procedure/pt-12 (12 resources)); JSON keeps the whole list."""
+    names = source.split(", ")
+    return source if len(names) <= shown else f"{names[0]} … {names[-1]} ({len(names)} resources)"
+
+
 def _step_text(step, parent_cite=None) -> Text:
     mark, style = _MARK[step.status]
     text = Text.assemble((f"{mark} ", style))
@@ -201,7 +208,7 @@ def _step_text(step, parent_cite=None) -> Text:
     for fact in (f for f in step.facts if f.value is not None):
         text.append(f"  {fact.concept} = {safe_text(_value(fact.value))}", style="bold")
         if fact.source:
-            text.append(f" ← {safe_text(fact.source)}", style="magenta")
+            text.append(f" ← {safe_text(brief(fact.source))}", style="magenta")
     if step.members:
         text.append(f"  counted: {', '.join(step.members)}", style="bold")
     if step.cite != parent_cite:  # a citation is shown where it changes, not on every line

@@ -14,6 +14,7 @@ Two kinds of tree are built:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from reasoner.language import ir
@@ -23,6 +24,7 @@ from reasoner.engines.reference import Evaluation
 from reasoner.io.patient import Patient
 
 HOLDS, FAILS = "holds", "fails"
+RESOURCE_NAME = re.compile(r"(?<![\w/.])[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")  # a FHIR reference, Procedure/pt-1
 ABSENT = "absent"  # a negated criterion that holds because its inner criterion does not
 NOT_DOCUMENTED, OTHERWISE = "not documented", "documented otherwise"
 
@@ -284,14 +286,22 @@ def cite_json(cite: ir.Citation | None) -> dict | None:
     return None if cite is None else {"document": cite.document, "section": cite.section}
 
 
+def _sourced(source: str | None) -> dict:
+    """Where a fact was read, as written (`source`), and the FHIR resources it names as a list
+    (`resources`: Procedure/pt-1 … for a therapy course), for a program to follow."""
+    if not source:
+        return {}
+    resources = list(dict.fromkeys(RESOURCE_NAME.findall(source)))
+    return {"source": source, **({"resources": resources} if resources else {})}
+
+
 def step_json(step: Step) -> dict:
     out = {"criterion": step.node, "label": step.label, "test": step.test, "citation": cite_json(step.cite),
            "holds": step.holds, "status": step.status}
     if step.summary:
         out["summary"] = True  # one construct of the policy; `because` holds its lowered parts
     if step.facts:
-        out["facts"] = [{"concept": f.concept, "value": json_value(f.value), **({"source": f.source} if f.source else {})}
-                        for f in step.facts]
+        out["facts"] = [{"concept": f.concept, "value": json_value(f.value), **_sourced(f.source)} for f in step.facts]
     if step.members:
         out["members"] = list(step.members)
     if step.children:
