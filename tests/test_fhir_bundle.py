@@ -289,6 +289,38 @@ def test_the_requests_reason_in_icd10_is_a_diagnosis_and_the_indication_is_not_g
     assert "no coding this reader maps to indications or diagnoses" in done.output
 
 
+def _ingredient(code: str) -> dict:
+    return {"itemCodeableConcept": {"coding": [{"system": RXNORM, "code": code}]}}
+
+
+def test_a_clinical_drug_is_read_by_its_ingredients(tmp_path):
+    """A drug tried given as a Medication (contained in the statement, as EHR exports write it)
+    whose code is a clinical drug the table does not list is read by its RxNorm ingredients;
+    each ingredient of a combination is a class tried; ingredients the table lacks are noted."""
+    bundle = _chart()
+    statement = _resource(bundle, "med-nsaid")
+    del statement["medicationCodeableConcept"]
+    statement["medicationReference"] = {"reference": "#ibu600"}
+    statement["contained"] = [{"resourceType": "Medication", "id": "ibu600", "code": {"coding": [
+        {"system": RXNORM, "code": "197806", "display": "ibuprofen 600 MG Oral Tablet"}]},
+        "ingredient": [_ingredient("5640")]}]
+    path = _write(tmp_path, bundle)
+    patient = load_patient(path, LOADED.vocab)
+    assert patient.facts["medications.nsaid.outcome"] == "failed"
+    assert [n.where.split(": ")[-1] for n in patient.notes] == [  # the SCD itself is not noted: it was read
+        "MedicationStatement/med-metformin.medicationCodeableConcept"]
+    statement["contained"][0]["ingredient"] = [_ingredient("5640"), _ingredient("25480")]
+    facts = load_patient(_write(tmp_path, bundle), LOADED.vocab).facts
+    assert facts["medications.nsaid.outcome"] == facts["medications.gabapentin.outcome"] == "failed"
+    statement["contained"][0]["ingredient"] = [_ingredient("6809")]  # metformin: not a class the table lists
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert "medications.nsaid.outcome" not in patient.facts
+    assert any("med-nsaid.medicationReference -> Medication.ingredient" in n.where for n in patient.notes)
+    statement["medicationReference"] = {"reference": "#elsewhere"}
+    done = CliRunner().invoke(app, ["check", str(_write(tmp_path, bundle)), "--json"])
+    assert done.exit_code == 3 and "nor one it contains" in done.output
+
+
 def _coverage(cid: str, sopt: str, order: int | None) -> dict:
     return {"resourceType": "Coverage", "id": cid, "status": "active", "beneficiary": SUBJECT,
             "payor": [{"display": "a payer"}], **({"order": order} if order is not None else {}),

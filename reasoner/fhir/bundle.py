@@ -258,8 +258,9 @@ class _Reader:
                 count += one is not None
         return count
 
-    def _coded(self, value, concept: Concept, row: Read | None, where: str) -> list:
-        """A CodeableConcept's values for a concept: own system, code tables, passed systems."""
+    def _coded(self, value, concept: Concept, row: Read | None, where: str, quiet: bool = False) -> list:
+        """A CodeableConcept's values for a concept: own system, code tables, passed systems
+        (`quiet`: an unlisted code is not noted, as something else, its ingredients, may say it)."""
         own = self.mapping.domain_system(concept.domain) if concept.domain else None
         out, seen = [], []
         for coding in codings(value):
@@ -280,6 +281,8 @@ class _Reader:
             elif row and system in row.passes:
                 out.append(code)
         if not out and row and row.ignores(codings(value)):
+            if quiet:
+                return []
             self.note(where, f"{self._codes(codings(value), row)}: not in the mapping's table for {concept.name}, so "
                              f"not read; add the code to {self.mapping.source} if a policy should see it.")
             return []
@@ -295,9 +298,16 @@ class _Reader:
         record = self.vocab.records[row.record]
         key_concept = Concept(record.name, "enum", record.meaning, domain=record.key_domain)
         where = f"{name_of(resource)}.{row.element}"
-        values = element(resource, row.element) or self._referenced(resource, row.element)
-        keys = [k for v in values for k in self._coded(v, key_concept, row, where)]
-        for key in keys[:1]:
+        values = element(resource, row.element)
+        if values:
+            keys = [k for v in values for k in self._coded(v, key_concept, row, where)][:1]
+        else:  # a Medication resource: its code, or else what its ingredients are (each is a drug tried)
+            code, parts = self._referenced(resource, row.element), self._ingredients(resource, row.element)
+            keys = [k for v in code for k in self._coded(v, key_concept, row, where, quiet=bool(parts))][:1]
+            keys = keys or list(dict.fromkeys(k for v in parts for k in self._coded(
+                v, key_concept, row, f"{where.replace('medicationCodeableConcept', 'medicationReference')}"
+                                     f" -> Medication.ingredient")))
+        for key in keys:
             for field, path in row.fields:
                 concept = self.vocab.concepts[record.concept(key, field)]
                 for value in element(resource, path):
@@ -309,15 +319,32 @@ class _Reader:
 
     def _referenced(self, resource: dict, path: str) -> list:
         """A medication given as medicationReference: the code of the Medication it points at."""
+        found = self._medication(resource, path)
+        return [found["code"]] if found and found.get("code") else []
+
+    def _ingredients(self, resource: dict, path: str) -> list:
+        """The RxNorm ingredients of a referenced Medication (a clinical drug, ibuprofen 600 MG Oral
+        Tablet, lists ibuprofen): read when its own code is not in the table."""
+        found = self._medication(resource, path, quiet=True)
+        return [i["itemCodeableConcept"] for i in (found or {}).get("ingredient") or []
+                if isinstance(i, dict) and isinstance(i.get("itemCodeableConcept"), dict)]
+
+    def _medication(self, resource: dict, path: str, quiet: bool = False) -> dict | None:
+        """The Medication a medicationReference points at: one of the bundle, or one contained in
+        the resource itself (#id, as EHR exports often write it)."""
         if path != "medicationCodeableConcept" or "medicationReference" not in resource:
-            return []
+            return None
         target = (resource.get("medicationReference") or {}).get("reference")
-        found = self.medications.get(target)
-        if found is None:
+        if isinstance(target, str) and target.startswith("#"):
+            found = next((c for c in resource.get("contained") or [] if isinstance(c, dict)
+                          and c.get("resourceType") == "Medication" and c.get("id") == target[1:]), None)
+        else:
+            found = self.medications.get(target)
+        if found is None and not quiet:
             self.problem(f"{name_of(resource)}.medicationReference", f"points at {_short(target)}, which is not a "
-                                                                     "Medication resource of this bundle.")
-            return []
-        return [found.get("code")] if found.get("code") else []
+                                                                     "Medication resource of this bundle, nor one it "
+                                                                     "contains.")
+        return found
 
     def _field(self, value, concept: Concept, where: str):
         """A record field's value: a code, or a course's length in weeks from its period (a period
