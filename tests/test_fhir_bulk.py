@@ -167,3 +167,68 @@ def test_absolute_references_to_a_patient_are_the_same_member(tmp_path):
     assert _batch(rows, "--out", tmp_path / "from_rows.jsonl").exit_code == 0
     got, want = _decisions(tmp_path / "from_export.jsonl"), _decisions(tmp_path / "from_rows.jsonl")
     assert len(got) == n * len(PAYERS) and got == want
+
+
+def test_versioned_references_to_a_patient_are_the_same_member(tmp_path):
+    """A reference to one version of the Patient (Patient/p1/_history/2) is a reference to it."""
+    export, rows, n = _population(tmp_path, 8, seed=9)
+    for path in export.glob("*.ndjson"):
+        lines = _lines(path)
+        for r in lines:
+            for key in ("subject", "beneficiary"):
+                if isinstance(r.get(key), dict):
+                    r[key]["reference"] += "/_history/2"
+        _rewrite(path, lines)
+    assert _batch(export, "--out", tmp_path / "from_export.jsonl").exit_code == 0
+    assert _batch(rows, "--out", tmp_path / "from_rows.jsonl").exit_code == 0
+    got, want = _decisions(tmp_path / "from_export.jsonl"), _decisions(tmp_path / "from_rows.jsonl")
+    assert len(got) == n * len(PAYERS) and got == want
+
+
+@pytest.mark.parametrize("subject", [None, "Patient/m0"], ids=["no subject", "a subject that is not a Reference"])
+def test_a_resource_about_no_member_refuses_the_export_before_anything_is_decided(tmp_path, subject):
+    """A Condition that names no patient belongs to some member, who would be decided without it:
+    the export is refused, naming the resource; a Practitioner (about nobody by nature) is fine."""
+    export, _, _ = _population(tmp_path, 8, seed=10)
+    conditions = _lines(export / "Condition.ndjson")
+    del conditions[0]["subject"]
+    if subject is not None:
+        conditions[0]["subject"] = subject
+    _rewrite(export / "Condition.ndjson", conditions)
+    (export / "Practitioner.ndjson").write_text(json.dumps({"resourceType": "Practitioner", "id": "dr"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    done = _batch(export, "--out", out)
+    assert done.exit_code == 3 and "Traceback" not in done.output, done.output
+    assert f"1 resource(s) name no patient (Condition/{conditions[0]['id']})" in done.output
+    assert "Nothing was decided" in done.output and not out.exists()
+
+
+@pytest.mark.parametrize("change, where", [
+    (lambda c: c.update(code={"coding": {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "G35"}}), ".code"),
+    (lambda c: c.update(code={"coding": ["G35"]}), ".code"),
+], ids=["a coding that is not a list", "a coding that is not an object"])
+def test_a_malformed_resource_in_an_export_is_that_members_error_not_a_crash(tmp_path, change, where):
+    """Exports are not validated against the R4 models up front (for speed); a resource the
+    reader cannot take is validated then, and its member reported with the element, the others decided."""
+    export, _, n = _population(tmp_path, 8, seed=10)
+    conditions = _lines(export / "Condition.ndjson")
+    change(conditions[0])
+    _rewrite(export / "Condition.ndjson", conditions)
+    out = tmp_path / "out.jsonl"
+    done = _batch(export, "--out", out)
+    assert done.exit_code == 0 and "Traceback" not in done.output, done.output
+    assert f"Condition/{conditions[0]['id']}" in done.output and where in done.output
+    assert len({r["id"] for r in _lines(out)}) == n - 1
+
+
+def test_a_quantity_written_as_text_is_refused_naming_the_element(tmp_path):
+    """FHIR writes a decimal unquoted; "abc" (or "60") as a Quantity's value is the member's error
+    in an export (not a crash), as in a single bundle."""
+    export, _, n = _population(tmp_path, 8, seed=12)
+    observations = _lines(export / "Observation.ndjson")
+    victim = next(o for o in observations if "valueQuantity" in o)
+    victim["valueQuantity"]["value"] = "abc"
+    _rewrite(export / "Observation.ndjson", observations)
+    done = _batch(export, "--out", tmp_path / "out.jsonl")
+    assert done.exit_code == 0 and "Traceback" not in done.output, done.output
+    assert f"Observation/{victim['id']}.valueQuantity.value" in done.output and "not a number" in done.output

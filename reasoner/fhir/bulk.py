@@ -7,7 +7,8 @@ resources of one member are then read as one Bundle by `reasoner.fhir.bundle` (s
 messages, model validation aside: see `read_bundle`), giving one patient mapping per member in
 the order of their references, numbered from 1. A member that cannot be read is yielded as its
 error, for `batch` to report or reject like any bad row. Resources about no member (Practitioner,
-Organization, ...) are not read.
+Organization, ...) are not read; a resource of a type the mapping reads that names no member
+refuses the export, before anything is decided.
 """
 from __future__ import annotations
 
@@ -47,18 +48,23 @@ TEXTS = f"(SELECT nullif(trim(line), '') AS line FROM {LINES}))"  # a blank line
 # Asked only once MEMBERS has failed on a line that is not JSON: which file holds it, and how it starts.
 NOT_JSON = (f"SELECT filename, left(trim(line), 60) FROM {LINES}, filename=true) "
             "WHERE trim(line) <> '' AND NOT json_valid(line) LIMIT 1")
+# A resource of a type the mapping reads that names no member (no subject reference, or one that
+# is not a Reference) comes first, with member NULL: the export is refused before anything is decided.
 MEMBERS = f"""
 SELECT member, line FROM (
   SELECT line,
          CASE WHEN line->>'$.resourceType' = 'Patient' THEN 'Patient/' || (line->>'$.id')
               ELSE regexp_replace(coalesce(line->>'$.subject.reference', line->>'$.patient.reference',
                                            line->>'$.beneficiary.reference'),
-                                  '^.*/(Patient/[A-Za-z0-9.-]{{1,64}})$', '\\1') END AS member,  -- absolute: as relative
-         line->>'$.resourceType' = 'Patient' AS is_patient
+                                  '^(?:.*/)?(Patient/[A-Za-z0-9.-]{{1,64}})(?:/_history/[A-Za-z0-9.-]{{1,64}})?$',
+                                  '\\1') END AS member,  -- absolute or versioned: as relative
+         line->>'$.resourceType' = 'Patient' AS is_patient,
+         list_contains(?, line->>'$.resourceType') AS read
   FROM {TEXTS})
-WHERE member IS NOT NULL
-ORDER BY member, is_patient DESC
+WHERE member IS NOT NULL OR read
+ORDER BY member NULLS FIRST, is_patient DESC
 """
+MAX_ORPHANS = 5  # resources about no member named in the refusal
 
 
 def export_files(folder: Path) -> list[Path]:
@@ -88,10 +94,11 @@ def members(folder: Path, loaded: Loaded) -> Iterator[tuple[int, str | InputErro
         names = [str(f) for f in files]
         try:
             shared = _medications(con, [str(f) for f in files if MEDICATION_FILE.match(f.name)])
-            reader = con.sql(MEMBERS, params=[names]).to_arrow_reader(BATCH)
+            read = sorted({r.resource for r in mapping.reads} | {d.resource for d in mapping.derives if d.resource})
+            reader = con.sql(MEMBERS, params=[read, names]).to_arrow_reader(BATCH)
         except duckdb.Error as err:
             raise _unreadable(folder, err, names) from None
-        yield from _grouped(_rows(reader, folder, names), loaded, mapping, shared)
+        yield from _grouped(_orphans(_rows(reader, folder, names), folder), loaded, mapping, shared)
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
@@ -152,6 +159,28 @@ def _unreadable(folder: Path, err: duckdb.Error, files: list[str]) -> InputError
                                             "nothing was decided.")])
 
 
+def _orphans(rows: Iterator[tuple[str | None, str]], folder: Path) -> Iterator[tuple[str, str]]:
+    """The rows, once no resource of a type the mapping reads is about nobody: such resources come
+    first (NULLS FIRST), and refuse the export, since the member they belong to would be decided
+    without them."""
+    orphans, count = [], 0
+    for who, text in rows:
+        if who is not None:
+            if orphans:
+                break
+            yield who, text
+            continue
+        count += 1
+        if len(orphans) < MAX_ORPHANS:
+            resource = json.loads(text)
+            orphans.append(f"{resource.get('resourceType')}/{resource.get('id') or '?'}")
+    if orphans:
+        raise InputError([Problem(str(folder), f"{count:,} resource(s) name no patient ({', '.join(orphans)}"
+                                               f"{', ...' if count > len(orphans) else ''}): each needs a subject "
+                                               "(or patient, beneficiary) Reference to its Patient, "
+                                               "{\"reference\": \"Patient/<id>\"}. Nothing was decided.")])
+
+
 def _grouped(rows, loaded: Loaded, mapping, shared: dict) -> Iterator[tuple[int, str | InputError]]:
     number, member, texts = 0, None, []
     for who, text in rows:
@@ -179,5 +208,20 @@ def _member(member: str, texts: list[str], loaded: Loaded, mapping, shared: dict
         data, _, _ = read_bundle(bundle, loaded.vocab, mapping, member, validate=False)
     except PatientError as err:
         return err
+    except (TypeError, AttributeError, ValueError, ArithmeticError) as err:  # a shape only the models check
+        return _invalid(bundle, loaded, mapping, member, err)
     data.setdefault("id", member.split("/", 1)[-1])
     return json.dumps(unflatten(data, loaded.vocab))  # records nested, as the batch intake's SQL reads them
+
+
+def _invalid(bundle: dict, loaded: Loaded, mapping, member: str, err: Exception) -> InputError:
+    """A member whose resources the reader could not take as they are (an export is not validated
+    against the R4 models, for speed): validated now, for the models' message naming the element."""
+    try:
+        read_bundle(bundle, loaded.vocab, mapping, member, validate=True)
+    except PatientError as found:
+        return found
+    except Exception:  # noqa: BLE001 - the first error is the one to report
+        pass
+    return InputError([Problem(member, f"holds a resource this reader cannot take ({type(err).__name__}: "
+                                       f"{str(err)[:200]}); check the member's resources against FHIR R4.")])

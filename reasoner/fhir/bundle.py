@@ -32,6 +32,7 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}
 MAX_SHOWN = 80  # characters of an input value repeated in a message
 MAX_RULE = 400  # characters of a validator's own message (it quotes the rule, e.g. the value[x] choices)
 VALUES = ("valueQuantity", "valueBoolean", "valueInteger", "valueDateTime", "valueString", "valueCodeableConcept")
+VERSIONED = re.compile(r"(?:^|/)(Patient/[A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
 DAYS_PER_MONTH = Decimal("365.25") / 12
 
 
@@ -472,6 +473,10 @@ class _Reader:
         if quantity.get("value") is None:
             self.problem(f"{where}.value", f"is missing; {concept.name} needs a value ({concept.expected(self.vocab)}).")
             return None
+        if not isinstance(quantity["value"], (int, float)) or isinstance(quantity["value"], bool):
+            self.problem(f"{where}.value", f"is {_short(quantity['value'])}, not a number (FHIR writes a decimal "
+                                           "unquoted: 60, not \"60\").")
+            return None
         ok = code == wanted if code is not None else unit in (concept.unit, wanted)
         if concept.unit and not ok:
             self.problem(f"{where}.{'code' if code is not None else 'unit'}",
@@ -628,8 +633,9 @@ def _moment(value, where: str, reader: _Reader) -> tuple | None:
 
 def _relative(reference) -> str | None:
     """An absolute reference (https://server/fhir/Patient/p1) as the relative one it ends with
-    (Patient/p1): a Bulk export's resources may point at their Patient either way."""
-    found = re.search(r"/(Patient/[A-Za-z0-9\-.]{1,64})$", reference) if isinstance(reference, str) else None
+    (Patient/p1), and a reference to one version (Patient/p1/_history/2) as one to the Patient:
+    a Bulk export's resources may point at their Patient any of these ways."""
+    found = VERSIONED.search(reference) if isinstance(reference, str) else None
     return found.group(1) if found else None
 
 

@@ -127,7 +127,8 @@ def element(resource: dict, path: str) -> list:
 def codings(value) -> list[dict]:
     """The codings of a CodeableConcept (or of a list of them)."""
     items = value if isinstance(value, list) else [value]
-    return [c for item in items if isinstance(item, dict) for c in item.get("coding") or []]
+    return [c for item in items if isinstance(item, dict) and isinstance(item.get("coding"), list)
+            for c in item["coding"] if isinstance(c, dict)]  # a malformed coding is none (unvalidated Bulk input)
 
 
 @dataclass(frozen=True)
