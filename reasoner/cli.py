@@ -525,7 +525,7 @@ def questionnaire_cmd(
         except InputError as error:
             _fail(error.problems, as_json, EXIT_INPUT)
         document = prefilled(document, patient.facts, loaded.vocab, patient.id)
-    _emit_document(document, out, as_json, "questionnaire")
+    _emit_document(document, out, as_json, "questionnaire", [prefill])
 
 
 @app.command("fhir")
@@ -550,7 +550,7 @@ def fhir_cmd(
         mapping = load_mapping(loaded.folder or policies_dir(), loaded.vocab)
     except InputError as error:
         _fail(error.problems, as_json, EXIT_INPUT)
-    _emit_document(to_bundle(p.facts, loaded.vocab, mapping, p.id), out, as_json, "bundle")
+    _emit_document(to_bundle(p.facts, loaded.vocab, mapping, p.id), out, as_json, "bundle", [patient])
 
 
 @app.command("diff")
@@ -646,23 +646,31 @@ def _sides(loaded: Loaded, names: list[str], as_of: Optional[str], as_json: bool
     return ids, named
 
 
-def _emit_document(document: dict, out: Optional[Path], as_json: bool, what: str) -> None:
-    """A FHIR document as JSON: on standard output, or written whole to --out (exit 4 if it cannot be)."""
+def _emit_document(document: dict, out: Optional[Path], as_json: bool, what: str, inputs=()) -> None:
+    """A FHIR document as JSON: on standard output, or written whole to --out. An --out that is
+    one of the inputs, or in no folder, is a usage error (exit 2, as for batch); a write that
+    fails is exit 4."""
+    from reasoner.io.output import check_target
+
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         sys.stdout.write(text)
         return
     try:
-        _write_text(out, text)
+        check_target(out, [Path(p) for p in inputs if p is not None])
+    except OutputError as error:
+        _fail(error.problems, as_json, EXIT_USAGE)
+    try:
+        _write_text(out, text, inputs)
     except OutputError as error:
         _fail(error.problems, as_json, EXIT_OUTPUT)
     render.console(stderr=True).print(f"{what} written to {out}")
 
 
-def _write_text(path: Path, text: str) -> None:
+def _write_text(path: Path, text: str, inputs=()) -> None:
     from reasoner.io.output import atomic_output
 
-    with atomic_output(path, [], binary=False) as handle:
+    with atomic_output(path, [Path(p) for p in inputs if p is not None], binary=False) as handle:
         handle.write(text)
 
 

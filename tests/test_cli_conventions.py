@@ -248,3 +248,19 @@ def test_a_file_the_system_will_not_read_is_an_input_error(tmp_path, monkeypatch
     result = CliRunner().invoke(app, ["check", str(tmp_path / "locked.yaml")])
     assert result.exit_code == EXIT_INPUT
     assert "locked.yaml: error: cannot read the file: Permission denied." in result.output
+
+
+@pytest.mark.parametrize("command", [["fhir", "PATIENT"], ["questionnaire", "--payer", "geisinger", "--service",
+                                                           "implant", "--prefill", "PATIENT"]])
+def test_a_document_never_overwrites_its_input(tmp_path, command):
+    """`--out` naming the patient file it is made from is refused as usage (exit 2), as for batch;
+    the input is left as it was; an --out in a missing folder is usage too."""
+    patient = tmp_path / "p.yaml"
+    patient.write_text((ROOT / "examples/nonmalignant_implant.yaml").read_text())
+    before = patient.read_bytes()
+    args = [str(patient) if a == "PATIENT" else a for a in command]
+    done = CliRunner().invoke(app, [*args, "--out", str(patient)])
+    assert done.exit_code == EXIT_USAGE and "would destroy the input" in done.output, done.output
+    assert patient.read_bytes() == before
+    done = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "missing" / "x.json")])
+    assert done.exit_code == EXIT_USAGE and "does not exist" in done.output
