@@ -13,7 +13,8 @@ class Problem:
 
     where: str  # "file:line:column" or "file: field 'x'"
     message: str
-    severity: str = "error"  # "error", "warning", or "note" (information, e.g. what a child policy changes)
+    severity: str = "error"  # "error", "warning", "note" (information, e.g. what a child policy changes), or
+    # "hint" (what would explain an error, should one follow: shown only when the input is refused)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.severity}: {self.message}"

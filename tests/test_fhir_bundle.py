@@ -281,8 +281,20 @@ def test_the_requests_reason_in_icd10_is_a_diagnosis_and_the_indication_is_not_g
     assert set(patient.facts["diagnoses"]) == {"failed_back_surgery", "other"}  # G89.4: no listed kind
     assert "ServiceRequest/req-1" in patient.provenance["diagnoses"]
     del reasons[0]
+    _resource(bundle, "req-1")["code"] = {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "62362"}]}
     done = CliRunner().invoke(app, ["check", str(_write(tmp_path, bundle)), "--json"])
-    assert done.exit_code == 3 and "field 'indications'" in done.output and "reasonCode" not in done.output
+    errors = json.loads(done.output[done.output.index("{"):])["errors"]
+    assert done.exit_code == 3 and [e["where"].split(": ")[-1] for e in errors if e["severity"] == "error"] == [
+        "field 'service'", "field 'indications'"]
+    hints = {e["where"].split(": ")[-1]: e["message"] for e in errors if e["severity"] == "hint"}
+    assert "do not tell a trial, an implant, a replacement or a refill apart" in hints["ServiceRequest/req-1.code"]
+    assert "a diagnosis does not say what the pump is to treat" in hints["ServiceRequest/req-1.reasonCode"]
+    answered = tmp_path / "answers.yaml"  # given otherwise, the hints are not shown: nothing is wrong
+    answered.write_text("service: implant\nindications: [nonmalignant_pain]\n")
+    done = CliRunner().invoke(app, ["check", str(_write(tmp_path, bundle)), "--with", str(answered), "--json"])
+    assert done.exit_code == 0, done.output
+    assert [n["where"].split(": ")[-1] for n in json.loads(done.stdout).get("notes", [])] == [
+        "MedicationStatement/med-metformin.medicationCodeableConcept"]
     reasons[0] = {"coding": [{"system": "http://example.org/local-reasons", "code": "back"}]}
     done = CliRunner().invoke(app, ["check", str(_write(tmp_path, bundle)), "--json"])
     assert done.exit_code == 3 and "ServiceRequest/req-1.reasonCode" in done.output

@@ -539,7 +539,26 @@ class _Reader:
         if value is not None:
             self.found[concept].append((value, name_of(resource)))
 
+    def _request_hints(self) -> None:
+        """Where the request's service and indication would come from, when the bundle gives
+        neither in the vocabulary's system (as EHRs do not): said if the request is then refused
+        for lacking them, naming the ServiceRequest (a CPT code does not tell an implant from a
+        replacement, nor a diagnosis what the pump is for)."""
+        requests = list(dict.fromkeys(w for c in ("procedure_codes", "request_date", "diagnoses")
+                                      for _, w in self.found.get(c, []) if w.startswith("ServiceRequest/")))
+        wanted = [(c, path, why) for c, path, why in (
+            ("service", "code", "its CPT/HCPCS codes do not tell a trial, an implant, a replacement or a refill apart"),
+            ("indications", "reasonCode", "a diagnosis does not say what the pump is to treat"))
+            if c in self.vocab.concepts and c not in self.found]
+        for concept, path, why in wanted:
+            system = self.mapping.domain_system(self.vocab.concepts[concept].domain)
+            where = f"{requests[0]}.{path}" if requests else f"{RESOURCE}.entry"
+            said = f"gives no {concept} ({why})" if requests else "holds no ServiceRequest for the pump"
+            self.notes.append(Problem(f"{self.source}: {where}", f"{said}: code the {concept} in {system} there, "
+                                      f"or give it by concept Observation or questionnaire (`--with`).", "hint"))
+
     def result(self, patient: dict | None) -> tuple[dict, dict, tuple[Problem, ...]]:
+        self._request_hints()
         data: dict = {"id": patient.get("id")} if patient and patient.get("id") else {}
         provenance: dict = {}
         for name, found in self.found.items():

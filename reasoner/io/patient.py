@@ -17,7 +17,7 @@ import datetime as dt
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
@@ -511,9 +511,12 @@ def _one(path: Path, vocab: Vocabulary, folder: Path | None, require_request: bo
         return validate(data, vocab, str(path), require_request=require_request)
     data, provenance, notes = fhir
     try:
-        return validate(data, vocab, str(path), require_request=require_request, provenance=provenance, notes=notes)
+        patient = validate(data, vocab, str(path), require_request=require_request, provenance=provenance, notes=notes)
     except PatientError as err:  # a value the vocabulary refuses: name the resources it was read from
-        raise PatientError([_sourced(p, provenance) for p in err.problems]) from None
+        raise PatientError([_sourced(p, provenance) for p in err.problems] + list(notes)) from None
+    if not require_request:  # a part of a merge: its hints explain what the merged whole may still lack
+        return patient
+    return replace(patient, notes=tuple(n for n in notes if n.severity != "hint"))
 
 
 def _is_answers(patient: Patient) -> bool:
@@ -553,8 +556,13 @@ def merge(parts: list[Patient], vocab: Vocabulary, folder: Path | None = None) -
     first = parts[0]
     merged = {"id": first.id, **({"description": first.description} if first.description else {}),
               **nested(facts, vocab)}
-    return validate(merged, vocab, " + ".join(p.source for p in parts), provenance={k: w for k, (w, _) in where.items()},
-                    notes=tuple(n for part in parts for n in part.notes))
+    notes = tuple(n for part in parts for n in part.notes)
+    try:
+        patient = validate(merged, vocab, " + ".join(p.source for p in parts),
+                           provenance={k: w for k, (w, _) in where.items()}, notes=notes)
+    except PatientError as err:  # what the inputs did not give, with what would explain it
+        raise PatientError(list(err.problems) + list(notes)) from None
+    return replace(patient, notes=tuple(n for n in notes if n.severity != "hint"))
 
 
 def _sourced(problem: Problem, provenance: dict) -> Problem:
