@@ -333,6 +333,24 @@ def test_a_clinical_drug_is_read_by_its_ingredients(tmp_path):
     assert done.exit_code == 3 and "nor one it contains" in done.output
 
 
+def test_the_planned_drug_may_be_a_clinical_drug_given_as_a_medication_with_its_ingredients(tmp_path):
+    """The pump's drug ordered as a contained Medication coded as a clinical drug the table does
+    not list (preservative-free morphine for injection) is read by its ingredient; without
+    ingredients, the refusal names the reference the code came through."""
+    bundle = _chart()
+    plan = _resource(bundle, "plan-1")
+    del plan["medicationCodeableConcept"]
+    plan["medicationReference"] = {"reference": "#pf-morphine"}
+    plan["contained"] = [{"resourceType": "Medication", "id": "pf-morphine", "code": {"coding": [
+        {"system": RXNORM, "code": "1731522"}]}, "ingredient": [_ingredient("7052")]}]
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert (patient.facts["planned_drugs"], patient.provenance["planned_drugs"]) == (("morphine",), "MedicationRequest/plan-1")
+    del plan["contained"][0]["ingredient"]
+    done = CliRunner().invoke(app, ["check", str(_write(tmp_path, bundle)), "--json"])
+    assert done.exit_code == 3 and "MedicationRequest/plan-1.medicationReference" in done.output
+    assert "plan-1.medicationCodeableConcept" not in done.output
+
+
 def _coverage(cid: str, sopt: str, order: int | None) -> dict:
     return {"resourceType": "Coverage", "id": cid, "status": "active", "beneficiary": SUBJECT,
             "payor": [{"display": "a payer"}], **({"order": order} if order is not None else {}),

@@ -32,6 +32,7 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}
 MAX_SHOWN = 80  # characters of an input value repeated in a message
 MAX_RULE = 400  # characters of a validator's own message (it quotes the rule, e.g. the value[x] choices)
 VALUES = ("valueQuantity", "valueBoolean", "valueInteger", "valueDateTime", "valueString", "valueCodeableConcept")
+MEDICATION = "medicationCodeableConcept"  # the element a Medication resource may stand in for (medicationReference)
 VERSIONED = re.compile(r"(?:^|/)(Patient/[A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
 DAYS_PER_MONTH = Decimal("365.25") / 12
 
@@ -250,18 +251,31 @@ class _Reader:
             self._record(resource, row)
             return 1
         concept = self.vocab.concepts[row.concept]
-        count = 0
-        for value in element(resource, row.element) or self._referenced(resource, row.element):
-            where = f"{name_of(resource)}.{row.element}"
-            got = [_date(value, where, self)] if concept.kind == "date" else self._coded(value, concept, row, where)
-            for one in got:
-                self.add(row.concept, one, resource)
-                count += one is not None
-        return count
+        where = f"{name_of(resource)}.{row.element}"
+        values = element(resource, row.element)
+        if not values and row.element == MEDICATION:
+            got = self._medication_values(resource, row, concept, where)
+        else:
+            got = [one for value in values for one in
+                   ([_date(value, where, self)] if concept.kind == "date" else self._coded(value, concept, row, where))]
+        for one in got:
+            self.add(row.concept, one, resource)
+        return sum(one is not None for one in got)
+
+    def _medication_values(self, resource: dict, row: Read, concept: Concept, where: str) -> list:
+        """A drug given as a reference to a Medication (in the bundle, or contained): the values of
+        its code; or, when the row's tables do not know that code (a clinical drug, ibuprofen 600 MG
+        Oral Tablet), of its ingredients, each of a combination a value."""
+        where = where.replace(f".{MEDICATION}", ".medicationReference")
+        code, parts = self._referenced(resource, row.element), self._ingredients(resource, row.element)
+        got = [k for v in code for k in self._coded(v, concept, row, where, quiet=bool(parts))]
+        return got or list(dict.fromkeys(k for v in parts for k in self._coded(
+            v, concept, row, f"{where} -> Medication.ingredient")))
 
     def _coded(self, value, concept: Concept, row: Read | None, where: str, quiet: bool = False) -> list:
         """A CodeableConcept's values for a concept: own system, code tables, passed systems
-        (`quiet`: an unlisted code is not noted, as something else, its ingredients, may say it)."""
+        (`quiet`: a code none of them maps is neither noted nor reported, as something else, a
+        Medication's ingredients, may still say it)."""
         own = self.mapping.domain_system(concept.domain) if concept.domain else None
         out, seen = [], []
         for coding in codings(value):
@@ -281,9 +295,9 @@ class _Reader:
                     out.append(mapped)
             elif row and system in row.passes:
                 out.append(code)
+        if not out and quiet:
+            return []
         if not out and row and row.ignores(codings(value)):
-            if quiet:
-                return []
             self.note(where, f"{self._codes(codings(value), row)}: not in the mapping's table for {concept.name}, so "
                              f"not read; add the code to {self.mapping.source} if a policy should see it.")
             return []
@@ -300,14 +314,10 @@ class _Reader:
         key_concept = Concept(record.name, "enum", record.meaning, domain=record.key_domain)
         where = f"{name_of(resource)}.{row.element}"
         values = element(resource, row.element)
-        if values:
+        if values:  # one record per drug, under the first class its codings name
             keys = [k for v in values for k in self._coded(v, key_concept, row, where)][:1]
-        else:  # a Medication resource: its code, or else what its ingredients are (each is a drug tried)
-            code, parts = self._referenced(resource, row.element), self._ingredients(resource, row.element)
-            keys = [k for v in code for k in self._coded(v, key_concept, row, where, quiet=bool(parts))][:1]
-            keys = keys or list(dict.fromkeys(k for v in parts for k in self._coded(
-                v, key_concept, row, f"{where.replace('medicationCodeableConcept', 'medicationReference')}"
-                                     f" -> Medication.ingredient")))
+        else:  # a Medication resource: the class of its code, or else of each ingredient (each a class tried)
+            keys = list(dict.fromkeys(self._medication_values(resource, row, key_concept, where)))
         for key in keys:
             for field, path in row.fields:
                 concept = self.vocab.concepts[record.concept(key, field)]
@@ -333,7 +343,7 @@ class _Reader:
     def _medication(self, resource: dict, path: str, quiet: bool = False) -> dict | None:
         """The Medication a medicationReference points at: one of the bundle, or one contained in
         the resource itself (#id, as EHR exports often write it)."""
-        if path != "medicationCodeableConcept" or "medicationReference" not in resource:
+        if path != MEDICATION or "medicationReference" not in resource:
             return None
         target = (resource.get("medicationReference") or {}).get("reference")
         if isinstance(target, str) and target.startswith("#"):
