@@ -351,6 +351,21 @@ def test_the_planned_drug_may_be_a_clinical_drug_given_as_a_medication_with_its_
     assert "plan-1.medicationCodeableConcept" not in done.output
 
 
+@pytest.mark.parametrize("reason", [{"text": "not effective"},
+                                    {"coding": [{"system": "http://snomed.info/sct", "code": "410536001"}]}],
+                         ids=["in words", "in another system"])
+def test_a_drugs_outcome_not_coded_in_the_vocabulary_is_noted_not_refused(tmp_path, reason):
+    """A statusReason in words or in a system the reader has no table for: the drug is read as
+    tried, its outcome is not (undocumented to every payer), and a note says why; the chart is
+    not refused for it."""
+    bundle = _chart()
+    _resource(bundle, "med-nsaid")["statusReason"] = [reason]
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert "medications.nsaid.outcome" not in patient.facts and patient.facts["medications.nsaid.weeks"]
+    note = next(n for n in patient.notes if "med-nsaid.statusReason" in n.where)
+    assert "so medications.nsaid.outcome is not read" in note.message
+
+
 def _coverage(cid: str, sopt: str, order: int | None) -> dict:
     return {"resourceType": "Coverage", "id": cid, "status": "active", "beneficiary": SUBJECT,
             "payor": [{"display": "a payer"}], **({"order": order} if order is not None else {}),

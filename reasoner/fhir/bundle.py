@@ -363,10 +363,17 @@ class _Reader:
         if isinstance(value, dict) and ("start" in value or "end" in value):
             start, end = _date(value.get("start"), where, self), _date(value.get("end"), where, self)
             if start is None:
-                self.problem(where, "needs a start to give the course's length.")
+                if value.get("start") is None:  # a start that is no date is reported as such
+                    self.problem(where, "needs a start to give the course's length.")
                 return None
             return start if "end" not in value else None if end is None else _number(Decimal((end - start).days) / 7)
-        got = self._coded(value, concept, None, where)
+        got = self._coded(value, concept, None, where, quiet=True)
+        if not got and not any(p.where.endswith(where) for p in self.problems):  # a reason in words or another system
+            own = self.mapping.domain_system(concept.domain) if concept.domain else "the vocabulary's system"
+            said = (value.get("text") if isinstance(value, dict) else None) or ", ".join(
+                f"{c.get('system')} {c.get('code')}" for c in codings(value)) or _short(value)
+            self.note(where, f"{_short(said)}: not coded in {own}, so {concept.name} is not read (a payer asking for "
+                             f"it sees it undocumented); code it there, or give it by concept Observation.")
         return got[0] if got else None
 
     # ------------------------------------------------------------ Observations
