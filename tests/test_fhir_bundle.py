@@ -389,6 +389,24 @@ def test_the_line_of_business_is_the_primary_coverages(tmp_path):
     assert "give line_of_business different values" in done.output
 
 
+def test_what_was_not_so_at_the_request_date_is_noted_not_read(tmp_path):
+    """A Medicare coverage that ended years before the request is not the member's line then; a
+    pain score charted after the request says nothing of the member then: both are noted, and
+    the line and the severity are those at the request."""
+    bundle = _chart()
+    ended = _coverage("cov-old", "1", None)
+    ended["period"] = {"start": "2010-01-01", "end": "2019-12-31"}
+    bundle["entry"].append({"resource": ended})
+    later = copy.deepcopy(_resource(bundle, "pain-score-2"))
+    later.update(id="pain-score-3", effectiveDateTime="2027-01-01", valueInteger=2)
+    bundle["entry"].append({"resource": later})
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert (patient.facts["line_of_business"], patient.facts["pain_severity"]) == ("commercial", "severe")
+    noted = {n.where.split(": ")[-1]: n.message for n in patient.notes}
+    assert "does not cover the request (2026-03-02)" in noted["Coverage/cov-old.period"]
+    assert "after the request (2026-03-02)" in noted["Observation/pain-score-3.valueInteger"]
+
+
 @pytest.mark.parametrize("case", list(BAD_BUNDLES))
 def test_a_bad_bundle_is_refused_naming_the_resource_and_element(tmp_path, case):
     change, where, message = BAD_BUNDLES[case]

@@ -224,8 +224,8 @@ class _Reader:
         shared: dict[str, list] = {}  # element -> (concept, values read) of its optional rows
         for row in self.mapping.rows(kind):
             if row.code is None and row.selects(resource):
-                if row.first_by:
-                    self.ranked.append((row, row.rank(resource), resource))  # read in `settle`, the first only
+                if row.first_by or row.in_force:
+                    self.ranked.append((row, row.rank(resource), resource))  # read in `settle`, which picks
                     continue
                 got = self._row(resource, row)
                 if row.optional:
@@ -440,11 +440,12 @@ class _Reader:
         date; and facts read from the latest resource only: those of the latest moment (a day, or
         a time when each says its time). Two firsts or two latest that differ are a conflict, as
         ever; so are two resources when one does not say its rank (all are then read)."""
-        for row, rank, resource in self.ranked:
-            ranks = [r for w, r, _ in self.ranked if w is row]
-            if None in ranks or rank == min(ranks):  # one that does not say its rank may be the first
-                self._row(resource, row)
         request = [v for v, _ in self.found.get("request_date", [])]
+        ranked = [(row, rank, r) for row, rank, r in self.ranked if self._in_force(row, r, request[0] if request else None)]
+        for row, rank, resource in ranked:
+            ranks = [r for w, r, _ in ranked if w is row]
+            if not row.first_by or None in ranks or rank == min(ranks):  # one not saying its rank may be first
+                self._row(resource, row)
         for name, start, resource, where in self.ongoing:
             if not request:
                 self.problem(where, "has no end: a course still going on is measured to the request date, "
@@ -454,10 +455,39 @@ class _Reader:
             else:
                 self.add(name, _number(Decimal((request[0] - start).days) / 7), resource)
         for concept, found in self.dated.items():
+            found = self._until(found, request[0] if request else None, concept)
+            if not found:
+                continue
             last = max(moment for moment, _, _ in found)
             for moment, (row, score, where), resource in found:
                 if moment == last:
                     self._band(self.vocab.concepts[concept], row, score, where, resource)
+
+    def _in_force(self, row: Read, resource: dict, request: dt.date | None) -> bool:
+        """Whether a resource is in force at the request by its `in_force` period (a coverage
+        that ended before it, or starts after it, is not the member's then; without a period, or a
+        request date, it is); one that is not is noted."""
+        if not row.in_force or request is None:
+            return True
+        where = f"{name_of(resource)}.{row.in_force}"
+        for period in element(resource, row.in_force):
+            start, end = (_date(period.get(k), where, self) if isinstance(period, dict) else None for k in ("start", "end"))
+            if (start and start > request) or (end and end < request):
+                self.note(where, f"runs {start or '…'} to {end or '…'}, which does not cover the request "
+                                 f"({request.isoformat()}): not read.")
+                return False
+        return True
+
+    def _until(self, found: list, request: dt.date | None, concept: str) -> list:
+        """The dated scores up to the request's day (a score charted after the request says
+        nothing of the member then); those after it are noted."""
+        if request is None:
+            return found
+        for moment, (_, _, where), _ in found:
+            if moment[0] > request:
+                self.note(where, f"is dated {moment[0].isoformat()}, after the request ({request.isoformat()}): "
+                                 f"not read as {concept}.")
+        return [f for f in found if f[0][0] <= request]
 
     def _value(self, resource: dict, concept: Concept) -> None:
         name = name_of(resource)

@@ -44,6 +44,7 @@ class _ReadRow(_Strict):
     bands: dict[str, str] = {}
     latest: bool = False
     first_by: str | None = None
+    in_force: str | None = None
     unlisted: Literal["report", "ignore", "other"] = "report"
 
 
@@ -85,6 +86,7 @@ class Read:
     latest: bool = False  # only the latest dated resource the row reads counts (a score taken often)
     unlisted: str = "report"  # a code of a listed system that the table lacks: "ignore" it, read it as "other"
     first_by: str | None = None  # an element (Coverage.order): only the resources of its lowest value are read
+    in_force: str | None = None  # a Period element (Coverage.period): only resources in force at the request are read
 
     def rank(self, resource: dict) -> float | None:
         """Where a resource comes by `first_by`, lowest first; None when it does not say."""
@@ -215,7 +217,7 @@ def _build(path: str, raw: _File, vocab: Vocabulary) -> Mapping:
                        tuple(s.get(p, p) for p in r.pass_), r.optional, r.record, tuple(r.fields.items()),
                        when={_when_system(s, vocab, k): tuple(_range(c) for c in v) for k, v in r.when.items()},
                        when_element=r.when_element, bands=tuple((value, *_band(text)) for value, text in r.bands.items()),
-                       latest=r.latest, unlisted=r.unlisted, first_by=r.first_by)
+                       latest=r.latest, unlisted=r.unlisted, first_by=r.first_by, in_force=r.in_force)
                   for r in raw.read)
     derives = tuple(Derive(d.name, d.concept, d.resource, {s.get(k, k): frozenset(v) for k, v in d.codes.items()},
                            dict(d.concepts), {s.get(k, k): dict(v) for k, v in d.outcomes.items()}) for d in raw.derive)
@@ -316,9 +318,10 @@ def _check(mapping: Mapping, raw: _File, vocab: Vocabulary) -> list[Problem]:
             problems.append(Problem(where, "`bands` read an Observation's score: give the Observation `code`."))
         if row.latest and not row.bands:
             problems.append(Problem(where, "`latest` keeps the latest of a row's scores: it needs `bands`."))
-        if row.first_by and (row.code is not None or row.record is not None):
-            problems.append(Problem(where, "`first_by` ranks the resources a concept row reads by an element; an "
-                                           "Observation code or record row does not take it."))
+        for option in ("first_by", "in_force"):
+            if getattr(row, option) and (row.code is not None or row.record is not None):
+                problems.append(Problem(where, f"`{option}` picks among the resources a concept row reads by an "
+                                               "element; an Observation code or record row does not take it."))
         if row.when and row.code is not None:
             problems.append(Problem(where, "`code` already names the one Observation code this row reads; drop `when`."))
     problems += [Problem(f"{mapping.source}: record_wins", f"concept {c!r} is not in the vocabulary.")
