@@ -45,7 +45,7 @@ WithOpt = typer.Option(None, "--with", readable=False, metavar="FILE", help="Ano
                        "are reported (repeatable).")
 # readable=False on every path: our own readers say why a file cannot be read (exit 3), where
 # click would answer first with a usage error (exit 2)
-PatientArg = typer.Argument(..., readable=False, metavar="PATIENT", help="Patient file (YAML or JSON) in the shared vocabulary.")
+PatientArg = typer.Argument(..., readable=False, metavar="PATIENT", help="Patient file (YAML or JSON) in the shared vocabulary, a FHIR R4 Bundle (JSON), or a completed QuestionnaireResponse from `reasoner questionnaire`.")
 PoliciesOpt = typer.Option(None, "--policies", readable=False, metavar="DIR", help="Policy folder (default: the bundled policies/).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
@@ -264,7 +264,7 @@ def batch(
     payer: Optional[list[str]] = typer.Option(None, "--payer", metavar="ID", help="Only these payers (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", readable=False, metavar="FILE", help="Output file (default: standard output)."),
     fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help="jsonl, csv or parquet (default: from --out, else jsonl)."),
-    on_error: str = typer.Option("skip", "--on-error", metavar="MODE", help="skip: report bad rows and go on; reject: stop at the first."),
+    on_error: str = typer.Option("skip", "--on-error", metavar="MODE", help="skip: report bad rows and decide the others; reject: decide nothing if a row is bad (the bad rows found are reported, no output is left)."),
     chunk: Optional[int] = typer.Option(None, "--chunk", min=1, metavar="N", help="Patients checked and decided per query (default: 50,000 for a Parquet file in the vocabulary's own column types, 5,000 members of a FHIR Bulk export, 20,000 otherwise)."),
     engine: str = typer.Option("duckdb", "--engine", metavar="ENGINE", help="duckdb (embedded) or spark (needs the spark extra)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE", help="Date the requests (YYYY-MM-DD) that have no request_date: each policy's version in force then decides them (a dated request keeps its date)."),

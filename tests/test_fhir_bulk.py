@@ -219,6 +219,8 @@ def test_a_malformed_resource_in_an_export_is_that_members_error_not_a_crash(tmp
     assert done.exit_code == 0 and "Traceback" not in done.output, done.output
     assert f"Condition/{conditions[0]['id']}" in done.output and where in done.output
     assert len({r["id"] for r in _lines(out)}) == n - 1
+    assert f"{n} member(s) read, {n - 1} decided, 1 rejected as invalid" in done.output  # members, not rows
+    assert "rejected: 1 × Condition.code: has no coding this reader maps to diagnoses\n" in done.output
 
 
 def test_a_quantity_written_as_text_is_refused_naming_the_element(tmp_path):

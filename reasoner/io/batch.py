@@ -56,6 +56,8 @@ OUTPUT_BATCH = 20_000  # decision rows per table written
 MEMORY_LIMIT = "640MB"  # the intake query's: JSON is parsed into every field at once
 DECIDE_MEMORY = "256MB"  # the decision query's: it streams, holding a few batches
 FORMULA = "^[=+\\-@\t\r]"  # a CSV cell starting so is a formula to a spreadsheet
+FHIR_ELEMENT = re.compile(r"\b([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}?\.([A-Za-z\[\].]+)$")  # Condition/dx-1.code
+PARTICULARS = re.compile(r" \(|; ")  # where a message's particulars start (systems: ..., known: ...)
 PLAIN_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")  # as patient files write numbers
 OUTPUT = ("row", "id", "payer", "version", "decision", "subkind", "prior_auth", "rule", "rule_label", "citation",
           "failing", "failing_labels")
@@ -325,6 +327,7 @@ class Report:
     rejected: int = 0
     reasons: Counter = field(default_factory=Counter)  # why rows were rejected -> rows
     decisions: Counter = field(default_factory=Counter)  # (payer, decision) -> rows
+    unit: str = "row"  # what is read: a row of a file, or a member of a FHIR Bulk export
 
     def as_json(self) -> dict:
         per_payer: dict = {}
@@ -338,6 +341,10 @@ class Report:
 def reason_of(problem: Problem) -> str:
     """A problem's kind for the run summary: the field it is about, or what is wrong with the row."""
     where = problem.where
+    element = FHIR_ELEMENT.search(where)
+    if element:  # a FHIR member's resource: its type and element, and what is wrong, without the particulars
+        gist = PARTICULARS.split(problem.message, maxsplit=1)[0].rstrip(".")
+        return f"{element.group(1)}.{element.group(2)}: {gist}"
     if "field " in where:
         return "field " + where.split("field ", 1)[1].split(" item")[0]
     return problem.message.split(":")[0].rstrip(".")
@@ -657,7 +664,7 @@ def adjudicate(path: Path, loaded: Loaded, pipeline: Pipeline, writer: "Writer",
                problems: list[Problem], progress=None, chunk: int | None = None) -> Report:
     """Decide every valid row of `path`; invalid rows go to `problems` (and stop the run if
     `on_error` is 'reject', raising PatientError)."""
-    report = Report()
+    report = Report(unit="member" if input_format(path) == "fhir-bulk" else "row")
     for table in pipeline.decide(chunks(path, loaded, chunk), str(path), on_error, report, problems):
         for (payer, decision), n in zip(*_counts(table)):
             report.decisions[(payer, decision)] += n

@@ -168,7 +168,8 @@ _MARK = {"holds": ("✔", "green"), "absent": ("✔", "green"), "fails": ("✘",
 def batch_summary(report, shown: int) -> Text:
     """The end of a batch run: rows read, decided and rejected (by reason), decisions per payer."""
     more = " (first 20 shown above)" if shown > 20 else ""
-    out = Text(f"{report.read} row(s) read, {report.decided} decided, {report.rejected} rejected as invalid{more}.")
+    unit = getattr(report, "unit", "row")
+    out = Text(f"{report.read} {unit}(s) read, {report.decided} decided, {report.rejected} rejected as invalid{more}.")
     for reason, n in report.reasons.most_common(5):
         out.append(f"\n  rejected: {n} × {safe_text(reason)}")
     payers: dict = {}
