@@ -544,13 +544,14 @@ def merge(parts: list[Patient], vocab: Vocabulary, folder: Path | None = None) -
                 where[name] = (f"{where[name][0]}; {source}", where[name][1] or record)
             elif name in wins and where[name][1] != record:  # the record wins; what it overrode is said
                 if record:
-                    overridden = f"{where[name][0]} gave {short(facts[name])}"
+                    overridden = f"{where[name][0]} gave {_shown(facts[name])}"
                     facts[name], where[name] = value, (f"{source} (over {overridden})", record)
                 else:
-                    where[name] = (f"{where[name][0]} (over {source} gave {short(value)})", True)
+                    where[name] = (f"{where[name][0]} (over {source} gave {_shown(value)})", True)
             else:
-                problems.append(Problem(f"{' + '.join(p.source for p in parts)}: field '{name}'", f"{where[name][0]} gives {short(facts[name])}, {source} gives "
-                                                           f"{short(value)}; correct one of them."))
+                problems.append(Problem(f"{' + '.join(p.source for p in parts)}: field '{name}'",
+                                        f"{where[name][0]} gives {_shown(facts[name])}, {source} gives "
+                                        f"{_shown(value)}; correct one of them."))
     if problems:
         raise PatientError(problems)
     first = parts[0]
@@ -563,6 +564,14 @@ def merge(parts: list[Patient], vocab: Vocabulary, folder: Path | None = None) -
     except PatientError as err:  # what the inputs did not give, with what would explain it
         raise PatientError(list(err.problems) + list(notes)) from None
     return replace(patient, notes=tuple(n for n in notes if n.severity != "hint"))
+
+
+def _shown(value) -> str:
+    """A fact's value as a message quotes it: a set as [a, b] (not a Python tuple), a date as written."""
+    if isinstance(value, tuple):
+        text = "[" + ", ".join(map(str, value)) + "]"
+        return text if len(text) <= 60 else text[:59] + "…"
+    return short(value.isoformat() if isinstance(value, dt.date) else value)
 
 
 def _sourced(problem: Problem, provenance: dict) -> Problem:
