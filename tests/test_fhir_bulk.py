@@ -234,3 +234,20 @@ def test_a_quantity_written_as_text_is_refused_naming_the_element(tmp_path):
     done = _batch(export, "--out", tmp_path / "out.jsonl")
     assert done.exit_code == 0 and "Traceback" not in done.output, done.output
     assert f"Observation/{victim['id']}.valueQuantity.value" in done.output and "not a number" in done.output
+
+
+def test_what_members_hold_that_is_not_read_is_counted_in_the_summary(tmp_path):
+    """A drug the table does not list (metformin) is not read, as in a single bundle, and the run
+    summary counts it by resource, element and code, in text and in --json."""
+    export, _, n = _population(tmp_path, 8, seed=10)
+    patients = [json.loads(line)["id"] for line in (export / "Patient.ndjson").read_text().splitlines()]
+    (export / "MedicationStatement.ndjson").open("a").write("".join(json.dumps(
+        {"resourceType": "MedicationStatement", "id": f"met-{p}", "status": "active", "subject": {"reference": f"Patient/{p}"},
+         "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "6809",
+                                                   "display": "metformin"}]}}) + "\n" for p in patients[:3]))
+    done = _batch(export, "--out", tmp_path / "out.jsonl")
+    assert done.exit_code == 0, done.output
+    assert "not read: 3 × MedicationStatement.medicationCodeableConcept: rxnorm 6809 ('metformin')" in done.output
+    summary = json.loads(_batch(export, "--out", tmp_path / "out2.jsonl", "--json").stdout)
+    assert summary["not_read"] == {"MedicationStatement.medicationCodeableConcept: rxnorm 6809 ('metformin')": 3}
+    assert summary["decided"] == n

@@ -106,6 +106,7 @@ class Chunk:
     bad: dict[int, InputError] = field(default_factory=dict)
     arrow: pa.Table | None = None  # the rows already as a table (Parquet): no Python strings at all
     typed: bool = False  # arrow holds the file's own typed columns and LINE, not (line, j)
+    notes: Counter = field(default_factory=Counter)  # what a Bulk export's members hold that was not read, by kind
 
     def __len__(self) -> int:
         return (self.arrow.num_rows if self.arrow is not None else len(self.lines)) + len(self.bad)
@@ -294,7 +295,8 @@ def _bulk(path: Path, size: int, loaded: Loaded) -> Iterator[Chunk]:
     from reasoner.fhir.bulk import members
 
     chunk = Chunk()
-    for number, member in members(path, loaded):
+    for number, member, notes in members(path, loaded):
+        chunk.notes.update(note_of(n) for n in notes)
         if isinstance(member, InputError):
             chunk.bad[number] = member
         else:
@@ -328,6 +330,7 @@ class Report:
     reasons: Counter = field(default_factory=Counter)  # why rows were rejected -> rows
     decisions: Counter = field(default_factory=Counter)  # (payer, decision) -> rows
     unit: str = "row"  # what is read: a row of a file, or a member of a FHIR Bulk export
+    not_read: Counter = field(default_factory=Counter)  # what members hold that was deliberately not read -> times
 
     def as_json(self) -> dict:
         per_payer: dict = {}
@@ -335,7 +338,7 @@ class Report:
             per_payer.setdefault(payer, {})[decision] = n
         return {"schema": "reasoner.batch-summary/1", "read": self.read, "decided": self.decided,
                 "rejected": self.rejected, "rejected_by_reason": dict(self.reasons.most_common()),
-                "decisions": per_payer}
+                "decisions": per_payer, **({"not_read": dict(self.not_read.most_common())} if self.not_read else {})}
 
 
 def reason_of(problem: Problem) -> str:
@@ -348,6 +351,14 @@ def reason_of(problem: Problem) -> str:
     if "field " in where:
         return "field " + where.split("field ", 1)[1].split(" item")[0]
     return problem.message.split(":")[0].rstrip(".")
+
+
+def note_of(note: Problem) -> str:
+    """A note's kind for the run summary: the resource type and element, and what was not read
+    (rxnorm 6809 ('metformin')), so the same unlisted code in many members is counted once."""
+    element = FHIR_ELEMENT.search(note.where)
+    what = re.split(r": |; ", note.message, maxsplit=1)[0][:80]
+    return f"{element.group(1)}.{element.group(2)}: {what}" if element else what
 
 
 class OutOfMemory(Exception):
@@ -406,7 +417,9 @@ class _Feed:
             for line in [n for n in part.bad if upto is None or n <= upto]:
                 bad.append((line, part.bad.pop(line)))
         while self.waiting and (upto is None or self.waiting[0][0].last() <= upto):
-            self.report.read += self.waiting.popleft()[1]
+            part, count = self.waiting.popleft()
+            self.report.read += count
+            self.report.not_read.update(part.notes)
         return bad
 
 

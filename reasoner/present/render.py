@@ -1,6 +1,8 @@
 """The only module that builds rich objects. Every piece of user or policy text is escaped."""
 from __future__ import annotations
 
+from collections import Counter
+
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -172,6 +174,8 @@ def batch_summary(report, shown: int) -> Text:
     out = Text(f"{report.read} {unit}(s) read, {report.decided} decided, {report.rejected} rejected as invalid{more}.")
     for reason, n in report.reasons.most_common(5):
         out.append(f"\n  rejected: {n} × {safe_text(reason)}")
+    for reason, n in getattr(report, "not_read", Counter()).most_common(5):  # noted, decided without it
+        out.append(f"\n  not read: {n} × {safe_text(reason)}")
     payers: dict = {}
     for (payer, decision), n in sorted(report.decisions.items()):
         payers.setdefault(payer, []).append(f"{n} {decision}")
