@@ -366,6 +366,30 @@ def test_a_drugs_outcome_not_coded_in_the_vocabulary_is_noted_not_refused(tmp_pa
     assert "so medications.nsaid.outcome is not read" in note.message
 
 
+def test_two_true_courses_of_one_class_are_read_through_the_class_stated_as_such(tmp_path):
+    """Ibuprofen for 11 weeks and then diclofenac for 8 (both true): the vocabulary records one
+    course per class, so the chart is refused, with advice that does not call a true record wrong;
+    stating the class's course by concept Observation settles it, and the provenance says what the
+    stated fact was read over."""
+    bundle = _chart()
+    second = copy.deepcopy(_resource(bundle, "med-nsaid"))
+    second.update(id="med-nsaid-2", effectivePeriod={"start": "2024-01-01", "end": "2024-02-26"},
+                  medicationCodeableConcept={"coding": [{"system": RXNORM, "code": "3355"}]})
+    bundle["entry"].append({"resource": second})
+    done = CliRunner().invoke(app, ["check", str(_write(tmp_path, bundle)), "--json"])
+    assert done.exit_code == 3 and "give medications.nsaid.weeks different values" in done.output
+    assert "if both are true (two drugs of one class, tried differently), state medications.nsaid.weeks" in done.output
+    stated = copy.deepcopy(_resource(bundle, "trial-hours"))
+    stated.update(id="nsaid-weeks", code={"coding": [{"system": "urn:reasoner:intrathecal_pumps:concept",
+                                                       "code": "medications.nsaid.weeks"}]},
+                  valueQuantity={"value": 19, "unit": "wk", "system": "http://unitsofmeasure.org", "code": "wk"})
+    bundle["entry"].append({"resource": stated})
+    patient = load_patient(_write(tmp_path, bundle), LOADED.vocab)
+    assert patient.facts["medications.nsaid.weeks"] == 19
+    assert patient.provenance["medications.nsaid.weeks"] == (
+        "Observation/nsaid-weeks (over MedicationStatement/med-nsaid, MedicationStatement/med-nsaid-2)")
+
+
 def _coverage(cid: str, sopt: str, order: int | None) -> dict:
     return {"resourceType": "Coverage", "id": cid, "status": "active", "beneficiary": SUBJECT,
             "payor": [{"display": "a payer"}], **({"order": order} if order is not None else {}),

@@ -151,6 +151,7 @@ class _Reader:
         self.dated: dict[str, list] = defaultdict(list)  # concept -> (moment, score, resource) for `latest` rows
         self.ongoing: list[tuple] = []  # (concept, start, resource, element): courses with no end yet
         self.ranked: list[tuple] = []  # (row, rank, resource) for `first_by` rows
+        self.explicit: set[str] = set()  # concept Observations: a fact stated as such, read over what it sums up
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(Problem(f"{self.source}: {where}", message))
@@ -387,6 +388,7 @@ class _Reader:
                                                               "vocabulary.")
                     return
                 self._value(resource, concept)
+                self.explicit.add(name_of(resource))
                 return
             for row in self.mapping.rows("Observation"):
                 if row.code == (system, code):
@@ -440,7 +442,7 @@ class _Reader:
         date; and facts read from the latest resource only: those of the latest moment (a day, or
         a time when each says its time). Two firsts or two latest that differ are a conflict, as
         ever; so are two resources when one does not say its rank (all are then read)."""
-        request = [v for v, _ in self.found.get("request_date", [])]
+        request = [v for v, _ in self.chosen("request_date")]
         ranked = [(row, rank, r) for row, rank, r in self.ranked if self._in_force(row, r, request[0] if request else None)]
         for row, rank, resource in ranked:
             ranks = [r for w, r, _ in ranked if w is row]
@@ -542,7 +544,7 @@ class _Reader:
 
     def _age(self, patient: dict, rule: Derive) -> None:
         born = _date(patient["birthDate"], f"{name_of(patient)}.birthDate", self)
-        dates = [v for v, _ in self.found.get("request_date", [])]
+        dates = [v for v, _ in self.chosen("request_date")]
         if born is None:
             return
         if not dates:
@@ -574,7 +576,7 @@ class _Reader:
         if not visits:
             return
         source = ", ".join(visits.values())  # every visit (text output abbreviates a long list)
-        request = [v for v, _ in self.found.get("request_date", [])]
+        request = [v for v, _ in self.chosen("request_date")]
         for quantity, value in course(sorted(visits), request[0] if request else None).items():
             if quantity in rule.concepts and value is not None:
                 self.found[rule.concepts[quantity]].append((value, source))
@@ -604,6 +606,17 @@ class _Reader:
             self.notes.append(Problem(f"{self.source}: {where}", f"{said}: code the {concept} in {system} there, "
                                       f"or give it by concept Observation or questionnaire (`--with`).", "hint"))
 
+    def chosen(self, name: str) -> list[tuple]:
+        """The (value, resource) found for a single-valued concept, those of concept Observations
+        only when there are any and the resources disagree: a fact stated as such is read over the
+        records it sums up (two drugs of one class tried differently; a trial's request and the
+        implant's), so a true chart need not be edited to be read."""
+        found = self.found.get(name, [])
+        stated = [(v, w) for v, w in found if w in self.explicit]
+        if stated and len({v for v, _ in found}) > 1:
+            return stated
+        return found
+
     def result(self, patient: dict | None) -> tuple[dict, dict, tuple[Problem, ...]]:
         self._request_hints()
         data: dict = {"id": patient.get("id")} if patient and patient.get("id") else {}
@@ -614,16 +627,29 @@ class _Reader:
             if concept.kind in ("set", "codes"):
                 data[name] = list(dict.fromkeys(v for v, _ in found))
             else:
-                values = list(dict.fromkeys(v for v, _ in found))
+                chosen = self.chosen(name)
+                values = list(dict.fromkeys(v for v, _ in chosen))
                 if len(values) > 1:
-                    self.problem(", ".join(sources), f"give {name} different values ({', '.join(map(str, values))});"
-                                                     " keep one, or mark the wrong one entered-in-error.")
+                    self.problem(", ".join(sources), f"give {name} different values ({', '.join(map(str, values))}); "
+                                                     f"{self._resolve(name)}")
                     continue
                 data[name] = values[0].isoformat() if isinstance(values[0], dt.date) else values[0]
+                if len(chosen) < len(found):  # the stated fact, and what it was read over
+                    over = [w for w in sources if w not in self.explicit]
+                    sources = [f"{', '.join(dict.fromkeys(w for _, w in chosen))} (over {', '.join(over)})"]
             provenance[name] = ", ".join(sources)
         if self.problems:
             raise PatientError(self.problems)
         return data, provenance, tuple(self.notes)
+
+
+    def _resolve(self, name: str) -> str:
+        """How to settle two resources giving one fact differently, when both may be true."""
+        ranked = next((r.first_by for r in self.mapping.reads if r.concept == name and r.first_by), None)
+        by_order = f" give their {ranked} (the first is read)," if ranked else ""
+        return (f"if one is wrong, mark it entered-in-error;{by_order} if both are true (two drugs of one class, "
+                f"tried differently), state {name} itself by an Observation coded {self.mapping.concept_system}|"
+                f"{name}, which is read over them.")
 
 
 def course(days: list[dt.date], request: dt.date | None) -> dict:
