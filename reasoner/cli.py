@@ -553,6 +553,31 @@ def fhir_cmd(
     _emit_document(to_bundle(p.facts, loaded.vocab, mapping, p.id), out, as_json, "bundle", [patient])
 
 
+@app.command("population")
+def population_cmd(
+    out: Path = typer.Option(..., "--out", readable=False, metavar="PATH", help="A new folder for a FHIR Bulk Data export, or a .jsonl / .parquet file of patient rows."),
+    members: int = typer.Option(1_000, "--members", min=1, metavar="N", help="How many members."),
+    distinct: Optional[int] = typer.Option(None, "--distinct", min=1, metavar="N", help="Patients generated (default 2,000); more members repeat them under new ids."),
+    seed: int = typer.Option(0, "--seed", metavar="S", help="The same seed gives the same population."),
+    policies: Optional[Path] = PoliciesOpt,
+    as_json: bool = typer.Option(False, "--json", help="Errors as JSON."),
+) -> None:
+    """Write a synthetic population to try `batch` on: generated members (near each payer's
+    coverage boundaries, and random), as a FHIR Bulk Data export (one NDJSON file per resource
+    type, through the FHIR mapping) or as patient rows (JSONL, or Parquet in the vocabulary's own
+    column types). Ids are m1, m2, ...; the same seed gives the same members."""
+    from reasoner.io.population import write_population
+
+    loaded = _load(policies, as_json)
+    try:
+        written = write_population(out, loaded, members, distinct, seed)
+    except OutputError as error:  # (an InputError too: caught first)
+        _fail(error.problems, as_json, EXIT_OUTPUT)
+    except InputError as error:
+        _fail(error.problems, as_json, EXIT_USAGE)
+    render.console(stderr=True).print(f"{members:,} members written to {out} ({written})")
+
+
 @app.command("diff")
 def diff_cmd(
     payers: Optional[list[str]] = typer.Option(None, "--payers", metavar="IDS", help="Payers to compare: --payers A,B or repeated "

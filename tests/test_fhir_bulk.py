@@ -251,3 +251,23 @@ def test_what_members_hold_that_is_not_read_is_counted_in_the_summary(tmp_path):
     summary = json.loads(_batch(export, "--out", tmp_path / "out2.jsonl", "--json").stdout)
     assert summary["not_read"] == {"MedicationStatement.medicationCodeableConcept: rxnorm 6809 ('metformin')": 3}
     assert summary["decided"] == n
+
+
+def test_population_writes_the_same_members_as_an_export_and_as_rows(tmp_path):
+    """`reasoner population` gives users the generator the benches use: the same seed gives the same
+    members as a Bulk export, JSONL and Parquet, which `batch` decides alike; an existing folder
+    with files in it is refused, not overwritten."""
+    outs = {}
+    for target in ("export", "members.jsonl", "members.parquet"):
+        made = CliRunner().invoke(app, ["population", "--members", "30", "--distinct", "12", "--seed", "3",
+                                        "--out", str(tmp_path / target)])
+        assert made.exit_code == 0, made.output
+        done = _batch(tmp_path / target, "--out", tmp_path / f"{target}.out.jsonl")
+        assert done.exit_code == 0 and "30 decided, 0 rejected" in done.output, done.output
+        outs[target] = _decisions(tmp_path / f"{target}.out.jsonl")
+    assert len(outs["export"]) == 30 * len(PAYERS)
+    assert outs["export"] == outs["members.jsonl"] == outs["members.parquet"]
+    again = CliRunner().invoke(app, ["population", "--members", "5", "--out", str(tmp_path / "export")])
+    assert again.exit_code == 2 and "is not an empty folder" in again.output
+    assert len((tmp_path / "export" / "Patient.ndjson").read_text().splitlines()) == 30
+    assert not list(tmp_path.glob(".export.*"))  # no partial folder left
