@@ -271,3 +271,18 @@ def test_population_writes_the_same_members_as_an_export_and_as_rows(tmp_path):
     assert again.exit_code == 2 and "is not an empty folder" in again.output
     assert len((tmp_path / "export" / "Patient.ndjson").read_text().splitlines()) == 30
     assert not list(tmp_path.glob(".export.*"))  # no partial folder left
+
+
+def test_a_value_the_vocabulary_refuses_names_the_member_and_the_resource(tmp_path):
+    """A measurement out of the vocabulary's range passes the reader and is refused by the
+    vocabulary's check, as in `check`: the message names the member and the resource the fact
+    was read from, not a member number."""
+    export, _, n = _population(tmp_path, 8, seed=10)
+    observations = _lines(export / "Observation.ndjson")
+    victim = next(o for o in observations if "valueQuantity" in o and o["code"]["coding"][0]["system"].endswith(":concept"))
+    victim["valueQuantity"]["value"] = 1_000_000
+    _rewrite(export / "Observation.ndjson", observations)
+    done = _batch(export, "--out", tmp_path / "out.jsonl")
+    member, concept = victim["subject"]["reference"], victim["code"]["coding"][0]["code"]
+    assert done.exit_code == 0, done.output
+    assert f"export: {member}: field '{concept}' (read from Observation/{victim['id']}): error:" in done.output, done.output

@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import duckdb
 
@@ -81,9 +81,16 @@ def count_members(folder: Path) -> int:
     return total
 
 
-def members(folder: Path, loaded: Loaded) -> Iterator[tuple[int, str | InputError, tuple[Problem, ...]]]:
-    """(member number, patient mapping as JSON text or the member's InputError, notes on what was
-    deliberately not read), in member order."""
+class Member(NamedTuple):
+    number: int  # from 1, in the order of the members' references
+    data: str | InputError  # the patient mapping as JSON text, or why the member cannot be read
+    notes: tuple  # what the member's resources hold that was deliberately not read
+    name: str  # the member's reference, Patient/<id>
+    provenance: dict  # concept -> the resources it was read from (for the messages of a later check)
+
+
+def members(folder: Path, loaded: Loaded) -> Iterator[Member]:
+    """Every member of the export, in member order."""
     files = export_files(folder)
     if not files:
         raise InputError([Problem(str(folder), "holds no .ndjson files; a FHIR Bulk Data export is a folder of "
@@ -182,20 +189,22 @@ def _orphans(rows: Iterator[tuple[str | None, str]], folder: Path) -> Iterator[t
                                                "{\"reference\": \"Patient/<id>\"}. Nothing was decided.")])
 
 
-def _grouped(rows, loaded: Loaded, mapping, shared: dict) -> Iterator[tuple[int, str | InputError, tuple]]:
+def _grouped(rows, loaded: Loaded, mapping, shared: dict) -> Iterator[Member]:
     number, member, texts = 0, None, []
     for who, text in rows:
         if who != member and texts:
             number += 1
-            yield number, *_member(member, texts, loaded, mapping, shared)
+            data, notes, provenance = _member(member, texts, loaded, mapping, shared)
+            yield Member(number, data, notes, member, provenance)
             texts = []
         member = who
         texts.append(text)
     if texts:
-        yield number + 1, *_member(member, texts, loaded, mapping, shared)
+        data, notes, provenance = _member(member, texts, loaded, mapping, shared)
+        yield Member(number + 1, data, notes, member, provenance)
 
 
-def _member(member: str, texts: list[str], loaded: Loaded, mapping, shared: dict) -> tuple[str | InputError, tuple]:
+def _member(member: str, texts: list[str], loaded: Loaded, mapping, shared: dict) -> tuple[str | InputError, tuple, dict]:
     resources = [json.loads(t) for t in texts]
     pointed = {r["medicationReference"].get("reference") for r in resources
                if isinstance(r.get("medicationReference"), dict)}
@@ -204,16 +213,16 @@ def _member(member: str, texts: list[str], loaded: Loaded, mapping, shared: dict
     if not any(e["resource"].get("resourceType") == "Patient" for e in bundle["entry"]):
         named = ", ".join(f"{e['resource'].get('resourceType')}/{e['resource'].get('id')}" for e in bundle["entry"][:3])
         return InputError([Problem(member, f"is referred to by {named}{' ...' if len(texts) > 3 else ''}, but no "
-                                           "Patient resource of the export has this id.")]), ()
+                                           "Patient resource of the export has this id.")]), (), {}
     try:
-        data, _, notes = read_bundle(bundle, loaded.vocab, mapping, member, validate=False)
+        data, provenance, notes = read_bundle(bundle, loaded.vocab, mapping, member, validate=False)
     except PatientError as err:
-        return err, ()
+        return err, (), {}
     except (TypeError, AttributeError, ValueError, ArithmeticError) as err:  # a shape only the models check
-        return _invalid(bundle, loaded, mapping, member, err), ()
+        return _invalid(bundle, loaded, mapping, member, err), (), {}
     data.setdefault("id", member.split("/", 1)[-1])
     notes = tuple(n for n in notes if n.severity == "note")  # hints explain only a refusal, which batch words itself
-    return json.dumps(unflatten(data, loaded.vocab)), notes  # records nested, as the batch intake's SQL reads them
+    return json.dumps(unflatten(data, loaded.vocab)), notes, provenance  # records nested, as the intake's SQL reads them
 
 
 def _invalid(bundle: dict, loaded: Loaded, mapping, member: str, err: Exception) -> InputError:

@@ -40,7 +40,7 @@ from reasoner.engines.duck import ARROW
 from reasoner.engines.intake import LINE, intake_query, typed_columns, typed_intake_query
 from reasoner.engines.sql import compile_query, layout, literal
 from reasoner.errors import InputError, PatientError, Problem, did_you_mean
-from reasoner.io.patient import RESERVED, json_object as _json_object, validate
+from reasoner.io.patient import RESERVED, json_object as _json_object, sourced, validate
 from reasoner.language import ir
 from reasoner.language.check import describe
 from reasoner.language.load import Loaded
@@ -107,6 +107,7 @@ class Chunk:
     arrow: pa.Table | None = None  # the rows already as a table (Parquet): no Python strings at all
     typed: bool = False  # arrow holds the file's own typed columns and LINE, not (line, j)
     notes: Counter = field(default_factory=Counter)  # what a Bulk export's members hold that was not read, by kind
+    sources: dict = field(default_factory=dict)  # a Bulk member's number -> (its reference, its facts' resources)
 
     def __len__(self) -> int:
         return (self.arrow.num_rows if self.arrow is not None else len(self.lines)) + len(self.bad)
@@ -295,13 +296,14 @@ def _bulk(path: Path, size: int, loaded: Loaded) -> Iterator[Chunk]:
     from reasoner.fhir.bulk import members
 
     chunk = Chunk()
-    for number, member, notes in members(path, loaded):
-        chunk.notes.update(note_of(n) for n in notes)
-        if isinstance(member, InputError):
-            chunk.bad[number] = member
+    for member in members(path, loaded):
+        chunk.notes.update(note_of(n) for n in member.notes)
+        chunk.sources[member.number] = (member.name, member.provenance)
+        if isinstance(member.data, InputError):
+            chunk.bad[member.number] = member.data
         else:
-            chunk.lines.append(number)
-            chunk.texts.append(member)
+            chunk.lines.append(member.number)
+            chunk.texts.append(member.data)
         if len(chunk) >= size:
             yield chunk
             chunk = Chunk()
@@ -402,6 +404,10 @@ class _Feed:
                 self.waiting.append((part, len(part)))
                 yield from table.to_batches()
         return pa.RecordBatchReader.from_batches(first.schema, _keeping_failure(self, batches()))
+
+    def sources(self, lines: list[int]) -> dict[int, tuple[str, dict]]:
+        """A Bulk export's members by number: their reference, and the resources of each fact."""
+        return {n: part.sources[n] for part, _ in list(self.waiting) for n in lines if n in part.sources}
 
     def texts(self, lines: list[int]) -> dict[int, str]:
         out: dict[int, str] = {}
@@ -528,17 +534,22 @@ class Pipeline:
                 finally:
                     self.con.unregister("decided")
 
-    def fallback(self, rows: list[tuple[int, object]], where: str, problems: list[Problem]) -> pa.Table:
-        """Rows the SQL did not accept, judged by `validate` (the messages `check` gives)."""
+    def fallback(self, rows: list[tuple[int, object]], where: str, problems: list[Problem],
+                 sources: dict | None = None) -> pa.Table:
+        """Rows the SQL did not accept, judged by `validate` (the messages `check` gives); a Bulk
+        export's member is named by its reference, and a fact by the resources it was read from."""
         facts, pids, ids = [], [], []
         for line, data in rows:
+            member, provenance = (sources or {}).get(line, (None, None))
+            at = f"{where}: {member}" if member else f"{where}:{line}"
             try:
                 if isinstance(data, InputError):
                     raise data
-                patient = validate(self._dated(data), self.vocab, f"{where}:{line}")
+                patient = validate(self._dated(data), self.vocab, at)
             except InputError as err:
+                found = [sourced(p, provenance) for p in err.problems] if provenance else err.problems
                 problems.extend(Problem(p.where if p.where.startswith(where) else f"{where}:{line}: {p.where}",
-                                        p.message) for p in err.problems)
+                                        p.message) for p in found)
                 continue
             facts.append(self.layout.row(patient.facts, self.vocab))
             pids.append(line)
@@ -589,9 +600,10 @@ class _Staged:
             rows = pa.Table.from_batches([batch.filter(ok)]).drop_columns(["ok"])
             accepted = rows.rename_columns(schema.names).cast(schema)
         texts = self.feed.texts(unsure) if unsure else {}
+        sources = self.feed.sources(unsure) if unsure else {}  # asked before `settle` lets their chunks go
         doubtful = sorted([(line, _json(texts[line])) for line in unsure] + self.feed.settle(upto), key=lambda r: r[0])
         found: list[Problem] = []
-        rescued = self.pipeline.fallback(doubtful, self.where, found)
+        rescued = self.pipeline.fallback(doubtful, self.where, found, sources)
         _account(self.report, found, len(doubtful) - rescued.num_rows)
         self.problems.extend(found)
         if found and self.on_error == "reject":

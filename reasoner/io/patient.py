@@ -513,7 +513,7 @@ def _one(path: Path, vocab: Vocabulary, folder: Path | None, require_request: bo
     try:
         patient = validate(data, vocab, str(path), require_request=require_request, provenance=provenance, notes=notes)
     except PatientError as err:  # a value the vocabulary refuses: name the resources it was read from
-        raise PatientError([_sourced(p, provenance) for p in err.problems] + list(notes)) from None
+        raise PatientError([sourced(p, provenance) for p in err.problems] + list(notes)) from None
     if not require_request:  # a part of a merge: its hints explain what the merged whole may still lack
         return patient
     return replace(patient, notes=tuple(n for n in notes if n.severity != "hint"))
@@ -574,7 +574,8 @@ def _shown(value) -> str:
     return short(value.isoformat() if isinstance(value, dt.date) else value)
 
 
-def _sourced(problem: Problem, provenance: dict) -> Problem:
+def sourced(problem: Problem, provenance: dict) -> Problem:
+    """A problem about a fact, naming the resources (or answers) it was read from."""
     match = re.search(r"field '([^']+)'", problem.where)
     source = provenance.get(match.group(1)) if match else None
     return Problem(f"{problem.where} (read from {source})", problem.message, problem.severity) if source else problem
