@@ -250,6 +250,8 @@ BAD_RESPONSES = {
     "not FHIR": (lambda r: {**r, "status": 7, "item": "x"}, "QuestionnaireResponse.item", "not valid FHIR R4"),
     "another questionnaire": (lambda r: {**r, "questionnaire": "http://example.org/Questionnaire/prior-auth"},
                               "QuestionnaireResponse/r1.questionnaire", "is not a questionnaire"),
+    "no questionnaire named": (lambda r: {k: v for k, v in r.items() if k != "questionnaire"},
+                               "QuestionnaireResponse/r1.questionnaire", "is missing; a response names the questionnaire"),
     "unknown item": (lambda r: {**r, "item": r["item"] + [{"linkId": "g9", "item": [
         {"linkId": "favourite_colour", "answer": [{"valueString": "blue"}]}]}]},
         "item 'favourite_colour'", "is not a concept"),

@@ -69,7 +69,11 @@ def _request(canonical: str | None, at: str) -> dict:
     """service and indications from the questionnaire's canonical URL (urn:reasoner:questionnaire:...)."""
     prefix = URL.format(payer="", service="", indication="").split("::")[0] + ":"
     parts = (canonical or "").split("|")[0].removeprefix(prefix).split(":")
-    if not (canonical or "").startswith(prefix) or len(parts) != 3:
+    if not canonical:
+        raise PatientError([Problem(at, "is missing; a response names the questionnaire it answers (the `url` of "
+                                        "the one `reasoner questionnaire` wrote), which says the request's "
+                                        "service and indication.")])
+    if not canonical.startswith(prefix) or len(parts) != 3:
         raise PatientError([Problem(at, f"{canonical!r} is not a questionnaire `reasoner questionnaire` wrote; the "
                                         "request's service and indication are read from its URL.")])
     _, service, indication = parts
