@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -92,6 +93,11 @@ def test_csv_in_parquet_out_with_small_chunks(tmp_path):
     assert table.column("row").to_pylist() == list(range(2, 9))  # CSV line numbers (header is line 1)
     assert table.column_names == ["row", "id", "payer", "version", "decision", "subkind", "prior_auth", "rule", "rule_label",
                                   "citation", "failing", "failing_labels"]
+    # columns of few values are dictionaries (written once per row group, not per row), read back as text
+    assert pa.types.is_dictionary(table.schema.field("citation").type)
+    assert {type(v) for v in table.column("citation").to_pylist()} == {str}
+    read = duckdb.sql(f"SELECT DISTINCT payer, typeof(payer) FROM '{out}'").fetchall()
+    assert read == [("uhc", "VARCHAR")]
 
 
 def test_parquet_input(tmp_path):
