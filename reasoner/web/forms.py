@@ -225,6 +225,7 @@ def read_upload(name: str, data: bytes, vocab: Vocabulary, limit: int,
     notes = ()
     if fhir is not None:
         parsed, _, notes = fhir
+        notes = tuple(n for n in notes if n.severity == "note")  # hints explain a refusal; the form shows its own
     if not isinstance(parsed, dict):
         got = "nothing" if parsed is None else type(parsed).__name__
         raise PatientError([Problem(name, f"a patient file must be a mapping of concept: value, not {got}.")])
