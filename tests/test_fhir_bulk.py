@@ -152,32 +152,20 @@ def test_a_drug_named_by_reference_is_read_from_the_exports_medication_file(tmp_
     assert len(got) == n * len(PAYERS) and got == want
 
 
-def test_absolute_references_to_a_patient_are_the_same_member(tmp_path):
-    """Resources may name their Patient by its absolute URL (https://server/fhir/Patient/p1): they
-    are grouped with that Patient and read as the relative reference would be."""
+@pytest.mark.parametrize("spell", [lambda ref: "https://ehr.example.org/fhir/" + ref, lambda ref: ref + "/_history/2",
+                                   lambda ref: "https://ehr.example.org/fhir/" + ref + "/_history/2"],
+                         ids=["absolute", "versioned", "absolute and versioned"])
+def test_other_spellings_of_a_patient_reference_are_the_same_member(tmp_path, spell):
+    """Resources may name their Patient by its absolute URL (https://server/fhir/Patient/p1), or
+    one version of it (Patient/p1/_history/2): they are grouped with that Patient and read as the
+    relative reference would be."""
     export, rows, n = _population(tmp_path, 8, seed=8)
     for path in export.glob("*.ndjson"):
         lines = _lines(path)
         for r in lines:
             for key in ("subject", "beneficiary"):
                 if isinstance(r.get(key), dict):
-                    r[key]["reference"] = "https://ehr.example.org/fhir/" + r[key]["reference"]
-        _rewrite(path, lines)
-    assert _batch(export, "--out", tmp_path / "from_export.jsonl").exit_code == 0
-    assert _batch(rows, "--out", tmp_path / "from_rows.jsonl").exit_code == 0
-    got, want = _decisions(tmp_path / "from_export.jsonl"), _decisions(tmp_path / "from_rows.jsonl")
-    assert len(got) == n * len(PAYERS) and got == want
-
-
-def test_versioned_references_to_a_patient_are_the_same_member(tmp_path):
-    """A reference to one version of the Patient (Patient/p1/_history/2) is a reference to it."""
-    export, rows, n = _population(tmp_path, 8, seed=9)
-    for path in export.glob("*.ndjson"):
-        lines = _lines(path)
-        for r in lines:
-            for key in ("subject", "beneficiary"):
-                if isinstance(r.get(key), dict):
-                    r[key]["reference"] += "/_history/2"
+                    r[key]["reference"] = spell(r[key]["reference"])
         _rewrite(path, lines)
     assert _batch(export, "--out", tmp_path / "from_export.jsonl").exit_code == 0
     assert _batch(rows, "--out", tmp_path / "from_rows.jsonl").exit_code == 0

@@ -53,14 +53,16 @@ NOT_JSON = (f"SELECT filename, left(trim(line), 60) FROM {LINES}, filename=true)
 MEMBERS = f"""
 SELECT member, line FROM (
   SELECT line,
-         CASE WHEN line->>'$.resourceType' = 'Patient' THEN 'Patient/' || (line->>'$.id')
-              ELSE regexp_replace(coalesce(line->>'$.subject.reference', line->>'$.patient.reference',
-                                           line->>'$.beneficiary.reference'),
+         CASE WHEN k[1] = 'Patient' THEN 'Patient/' || k[2]
+              WHEN regexp_full_match(coalesce(k[3], k[4], k[5]), 'Patient/[A-Za-z0-9.-]{{1,64}}') THEN coalesce(k[3], k[4], k[5])
+              ELSE regexp_replace(coalesce(k[3], k[4], k[5]),
                                   '^(?:.*/)?(Patient/[A-Za-z0-9.-]{{1,64}})(?:/_history/[A-Za-z0-9.-]{{1,64}})?$',
                                   '\\1') END AS member,  -- absolute or versioned: as relative
-         line->>'$.resourceType' = 'Patient' AS is_patient,
-         list_contains(?, line->>'$.resourceType') AS read
-  FROM {TEXTS})
+         k[1] = 'Patient' AS is_patient,
+         list_contains(?, k[1]) AS read
+  FROM (SELECT line, json_extract_string(line, ['$.resourceType', '$.id', '$.subject.reference',
+                                                 '$.patient.reference', '$.beneficiary.reference']) AS k
+        FROM {TEXTS}))  -- each line parsed once for its five keys
 WHERE member IS NOT NULL OR read
 ORDER BY member NULLS FIRST, is_patient DESC
 """

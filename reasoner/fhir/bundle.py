@@ -612,6 +612,8 @@ class _Reader:
         records it sums up (two drugs of one class tried differently; a trial's request and the
         implant's), so a true chart need not be edited to be read."""
         found = self.found.get(name, [])
+        if not self.explicit or len(found) < 2:  # the usual case, asked for every fact of every member
+            return found
         stated = [(v, w) for v, w in found if w in self.explicit]
         if stated and len({v for v, _ in found}) > 1:
             return stated
