@@ -294,3 +294,23 @@ def test_cli_prefills_from_a_patient_file_and_checks_the_response(tmp_path):
                                          "--json"])
     strip = lambda d: [{k: v for k, v in x.items() if k != "patient"} for x in json.loads(d.output)["decisions"]]
     assert strip(from_response) == strip(from_file)
+
+
+def test_a_diagnosis_answered_as_an_icd10_coding_is_read_as_the_code(tmp_path):
+    """The diagnoses question takes names or ICD-10-CM codes: an ICD-10-CM Coding is read as the
+    vocabulary reads the code (M96.1, postlaminectomy syndrome: failed back surgery); a Coding in
+    another system is refused, naming both systems the question takes."""
+    from reasoner.fhir.questionnaire import prefill
+    from reasoner.io.patient import load_patient
+
+    q = questionnaire(LOADED.program, LOADED.vocab, "geisinger", "implant", "nonmalignant_pain")  # asks diagnoses
+    patient = load_patient(ROOT / "examples/nonmalignant_implant.yaml", LOADED.vocab)
+    response = prefill(q, patient.facts, LOADED.vocab, "r1")
+    assert any(i["linkId"] == "diagnoses" for g in response["item"] for i in g["item"])
+    icd = "http://hl7.org/fhir/sid/icd-10-cm"
+    _set_answer(response, "diagnoses", [{"valueCoding": {"system": icd, "code": "M96.1"}}])
+    facts = load_patient(_response_file(tmp_path, response), LOADED.vocab).facts
+    assert facts["diagnoses"] == ("failed_back_surgery",)
+    _set_answer(response, "diagnoses", [{"valueCoding": {"system": "http://snomed.info/sct", "code": "24700007"}}])
+    done = CliRunner().invoke(app, ["check", str(_response_file(tmp_path, response)), "--json"])
+    assert done.exit_code == 3 and f"or {icd})" in done.output

@@ -19,6 +19,9 @@ from reasoner.errors import PatientError, Problem
 from reasoner.fhir.questionnaire import URL
 from reasoner.language.vocab import Vocabulary
 
+# The code systems a vocabulary domain may declare, by their FHIR URLs: a question about diagnoses
+# (names or ICD-10-CM codes) takes an ICD-10-CM Coding too, read as the vocabulary reads the code.
+FHIR_SYSTEMS = {"ICD-10-CM": "http://hl7.org/fhir/sid/icd-10-cm"}
 RESOURCE = "QuestionnaireResponse"
 
 
@@ -97,9 +100,11 @@ def _value(answer, concept, vocab: Vocabulary, at: str, problems: list[Problem])
             continue
         if kind == "valueCoding":
             system = f"urn:reasoner:{vocab.name}:{concept.domain}"
-            if value.system != system:
+            coded = FHIR_SYSTEMS.get(vocab.systems.get(concept.domain, ""))  # ICD-10-CM for diagnoses
+            if value.system not in (system, coded):
+                offered = system + (f", or {coded}" if coded else "")
                 problems.append(Problem(at, f"the coding's system {value.system!r} is not the one this question "
-                                            f"offers ({system})."))
+                                            f"offers ({offered})."))
             return value.code
         if isinstance(value, Decimal):
             return int(value) if value == value.to_integral_value() else float(value)
