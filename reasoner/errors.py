@@ -20,6 +20,12 @@ class Problem:
         return f"{self.where}: {self.severity}: {self.message}"
 
 
+def notes_only(problems) -> tuple[Problem, ...]:
+    """The notes among an input's findings, without the hints: a hint explains a refusal and is
+    shown only with one; a note says what was deliberately not read, whatever the outcome."""
+    return tuple(p for p in problems if p.severity == "note")
+
+
 class ReasonerError(Exception):
     """Root of every error the reasoner reports to a user."""
 

@@ -21,8 +21,8 @@ from typing import Iterator, NamedTuple
 
 import duckdb
 
-from reasoner.errors import InputError, PatientError, Problem
-from reasoner.fhir.bundle import read_bundle
+from reasoner.errors import InputError, PatientError, Problem, notes_only
+from reasoner.fhir.bundle import PATIENT_REF, VERSION_REF, read_bundle
 from reasoner.fhir.mapping import load_mapping
 from reasoner.io.patient import unflatten
 from reasoner.language.load import Loaded
@@ -54,9 +54,8 @@ MEMBERS = f"""
 SELECT member, line FROM (
   SELECT line,
          CASE WHEN k[1] = 'Patient' THEN 'Patient/' || k[2]
-              WHEN regexp_full_match(coalesce(k[3], k[4], k[5]), 'Patient/[A-Za-z0-9.-]{{1,64}}') THEN coalesce(k[3], k[4], k[5])
-              ELSE regexp_replace(coalesce(k[3], k[4], k[5]),
-                                  '^(?:.*/)?(Patient/[A-Za-z0-9.-]{{1,64}})(?:/_history/[A-Za-z0-9.-]{{1,64}})?$',
+              WHEN regexp_full_match(coalesce(k[3], k[4], k[5]), '{PATIENT_REF}') THEN coalesce(k[3], k[4], k[5])
+              ELSE regexp_replace(coalesce(k[3], k[4], k[5]), '^(?:.*/)?({PATIENT_REF})(?:{VERSION_REF})?$',
                                   '\\1') END AS member,  -- absolute or versioned: as relative
          k[1] = 'Patient' AS is_patient,
          list_contains(?, k[1]) AS read
@@ -223,8 +222,8 @@ def _member(member: str, texts: list[str], loaded: Loaded, mapping, shared: dict
     except (TypeError, AttributeError, ValueError, ArithmeticError) as err:  # a shape only the models check
         return _invalid(bundle, loaded, mapping, member, err), (), {}
     data.setdefault("id", member.split("/", 1)[-1])
-    notes = tuple(n for n in notes if n.severity == "note")  # hints explain only a refusal, which batch words itself
-    return json.dumps(unflatten(data, loaded.vocab)), notes, provenance  # records nested, as the intake's SQL reads them
+    # hints explain only a refusal, which batch words itself
+    return json.dumps(unflatten(data, loaded.vocab)), notes_only(notes), provenance  # records nested, as the intake's SQL reads them
 
 
 def _invalid(bundle: dict, loaded: Loaded, mapping, member: str, err: Exception) -> InputError:

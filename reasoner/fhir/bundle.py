@@ -33,7 +33,9 @@ MAX_SHOWN = 80  # characters of an input value repeated in a message
 MAX_RULE = 400  # characters of a validator's own message (it quotes the rule, e.g. the value[x] choices)
 VALUES = ("valueQuantity", "valueBoolean", "valueInteger", "valueDateTime", "valueString", "valueCodeableConcept")
 MEDICATION = "medicationCodeableConcept"  # the element a Medication resource may stand in for (medicationReference)
-VERSIONED = re.compile(r"(?:^|/)(Patient/[A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
+PATIENT_REF = r"Patient/[A-Za-z0-9.-]{1,64}"  # a relative reference to a Patient (also in bulk.py's SQL)
+VERSION_REF = r"/_history/[A-Za-z0-9.-]{1,64}"  # the version part of a versioned reference
+VERSIONED = re.compile(rf"(?:^|/)({PATIENT_REF})(?:{VERSION_REF})?$")
 DAYS_PER_MONTH = Decimal("365.25") / 12
 
 
@@ -156,6 +158,10 @@ class _Reader:
     def problem(self, where: str, message: str) -> None:
         self.problems.append(Problem(f"{self.source}: {where}", message))
 
+    def _reported(self, where: str) -> bool:
+        """Whether a problem was already said at this place (one message a place, not one a cause)."""
+        return any(p.where.endswith(where) for p in self.problems)
+
     def note(self, where: str, message: str) -> None:
         """Something the input says that is deliberately not read (a drug the table does not list):
         not an error, but said, so that nothing is dropped without a word."""
@@ -207,7 +213,7 @@ class _Reader:
                 if not self.anonymous:
                     self.problem(f"{name_of(resource)}.{key}", f"points at {_short(target)}, which is not the "
                                                                "bundle's Patient; a bundle describes one member.")
-                elif not any(p.where.endswith("Patient.id") for p in self.problems):  # said once, not per resource
+                elif not self._reported("Patient.id"):  # said once, not per resource
                     self.problem("Patient.id", f"is missing, so {_short(target)} (from {name_of(resource)}."
                                                f"{key}) and the like point at no Patient; give the Patient an id.")
                 return False
@@ -240,7 +246,7 @@ class _Reader:
         as for any row."""
         where = f"{name_of(resource)}.{path}"
         found = codings(element(resource, path))
-        if found and not any(got for _, got in rows) and not any(p.where.endswith(where) for p in self.problems):
+        if found and not any(got for _, got in rows) and not self._reported(where):
             systems = ", ".join(dict.fromkeys(str(c.get("system") or "no system") for c in found))
             self.problem(where, f"has no coding this reader maps to {' or '.join(c for c, _ in rows)} (systems: "
                                 f"{systems}); code it in a system the mapping lists, or add the code to "
@@ -268,7 +274,10 @@ class _Reader:
         its code; or, when the row's tables do not know that code (a clinical drug, ibuprofen 600 MG
         Oral Tablet), of its ingredients, each of a combination a value."""
         where = where.replace(f".{MEDICATION}", ".medicationReference")
-        code, parts = self._referenced(resource, row.element), self._ingredients(resource, row.element)
+        found = self._medication(resource, row.element) or {}
+        code = [found["code"]] if found.get("code") else []
+        parts = [i["itemCodeableConcept"] for i in found.get("ingredient") or []
+                 if isinstance(i, dict) and isinstance(i.get("itemCodeableConcept"), dict)]
         got = [k for v in code for k in self._coded(v, concept, row, where, quiet=bool(parts))]
         return got or list(dict.fromkeys(k for v in parts for k in self._coded(
             v, concept, row, f"{where} -> Medication.ingredient")))
@@ -304,7 +313,7 @@ class _Reader:
             return []
         if not out and row and row.unlisted == "other" and row.listed(codings(value)):
             return ["other"]  # a code of a known system that names none of the listed values
-        if not out and not (row and row.optional) and not any(p.where.endswith(where) for p in self.problems):
+        if not out and not (row and row.optional) and not self._reported(where):
             self.problem(where, f"has no coding this reader maps to {concept.name} (systems: "
                                 f"{', '.join(dict.fromkeys(map(str, seen))) or 'none'}); code it in "
                                 f"{own or 'a system the mapping lists'} or add the code to {self.mapping.source}.")
@@ -329,19 +338,7 @@ class _Reader:
                     elif got is not None:
                         self.add(concept.name, got, resource)
 
-    def _referenced(self, resource: dict, path: str) -> list:
-        """A medication given as medicationReference: the code of the Medication it points at."""
-        found = self._medication(resource, path)
-        return [found["code"]] if found and found.get("code") else []
-
-    def _ingredients(self, resource: dict, path: str) -> list:
-        """The RxNorm ingredients of a referenced Medication (a clinical drug, ibuprofen 600 MG Oral
-        Tablet, lists ibuprofen): read when its own code is not in the table."""
-        found = self._medication(resource, path, quiet=True)
-        return [i["itemCodeableConcept"] for i in (found or {}).get("ingredient") or []
-                if isinstance(i, dict) and isinstance(i.get("itemCodeableConcept"), dict)]
-
-    def _medication(self, resource: dict, path: str, quiet: bool = False) -> dict | None:
+    def _medication(self, resource: dict, path: str) -> dict | None:
         """The Medication a medicationReference points at: one of the bundle, or one contained in
         the resource itself (#id, as EHR exports often write it)."""
         if path != MEDICATION or "medicationReference" not in resource:
@@ -352,7 +349,7 @@ class _Reader:
                           and c.get("resourceType") == "Medication" and c.get("id") == target[1:]), None)
         else:
             found = self.medications.get(target)
-        if found is None and not quiet:
+        if found is None:
             self.problem(f"{name_of(resource)}.medicationReference", f"points at {_short(target)}, which is not a "
                                                                      "Medication resource of this bundle, nor one it "
                                                                      "contains.")
@@ -369,7 +366,7 @@ class _Reader:
                 return None
             return start if "end" not in value else None if end is None else _number(Decimal((end - start).days) / 7)
         got = self._coded(value, concept, None, where, quiet=True)
-        if not got and not any(p.where.endswith(where) for p in self.problems):  # a reason in words or another system
+        if not got and not self._reported(where):  # a reason in words or another system
             own = self.mapping.domain_system(concept.domain) if concept.domain else "the vocabulary's system"
             said = (value.get("text") if isinstance(value, dict) else None) or ", ".join(
                 f"{c.get('system')} {c.get('code')}" for c in codings(value)) or _short(value)
@@ -442,22 +439,22 @@ class _Reader:
         date; and facts read from the latest resource only: those of the latest moment (a day, or
         a time when each says its time). Two firsts or two latest that differ are a conflict, as
         ever; so are two resources when one does not say its rank (all are then read)."""
-        request = [v for v, _ in self.chosen("request_date")]
-        ranked = [(row, rank, r) for row, rank, r in self.ranked if self._in_force(row, r, request[0] if request else None)]
+        request = self._request_date()
+        ranked = [(row, rank, r) for row, rank, r in self.ranked if self._in_force(row, r, request)]
         for row, rank, resource in ranked:
             ranks = [r for w, r, _ in ranked if w is row]
             if not row.first_by or None in ranks or rank == min(ranks):  # one not saying its rank may be first
                 self._row(resource, row)
         for name, start, resource, where in self.ongoing:
-            if not request:
+            if request is None:
                 self.problem(where, "has no end: a course still going on is measured to the request date, "
                                     "which no resource gives (ServiceRequest.authoredOn).")
-            elif request[0] < start:
-                self.problem(where, f"starts {start.isoformat()}, after the request ({request[0].isoformat()}).")
+            elif request < start:
+                self.problem(where, f"starts {start.isoformat()}, after the request ({request.isoformat()}).")
             else:
-                self.add(name, _number(Decimal((request[0] - start).days) / 7), resource)
+                self.add(name, _number(Decimal((request - start).days) / 7), resource)
         for concept, found in self.dated.items():
-            found = self._until(found, request[0] if request else None, concept)
+            found = self._until(found, request, concept)
             if not found:
                 continue
             last = max(moment for moment, _, _ in found)
@@ -544,14 +541,13 @@ class _Reader:
 
     def _age(self, patient: dict, rule: Derive) -> None:
         born = _date(patient["birthDate"], f"{name_of(patient)}.birthDate", self)
-        dates = [v for v, _ in self.chosen("request_date")]
+        at = self._request_date()
         if born is None:
             return
-        if not dates:
+        if at is None:
             self.problem(f"{name_of(patient)}.birthDate", "gives the age only at a date: add the request date "
                                                           "(ServiceRequest.authoredOn) or an Age Observation.")
             return
-        at = dates[0]
         years = at.year - born.year - ((at.month, at.day) < (born.month, born.day))
         self.found[rule.concept].append((years, name_of(patient)))
 
@@ -576,8 +572,7 @@ class _Reader:
         if not visits:
             return
         source = ", ".join(visits.values())  # every visit (text output abbreviates a long list)
-        request = [v for v, _ in self.chosen("request_date")]
-        for quantity, value in course(sorted(visits), request[0] if request else None).items():
+        for quantity, value in course(sorted(visits), self._request_date()).items():
             if quantity in rule.concepts and value is not None:
                 self.found[rule.concepts[quantity]].append((value, source))
         for value, where in outcomes:
@@ -605,6 +600,11 @@ class _Reader:
             said = f"gives no {concept} ({why})" if requests else "holds no ServiceRequest for the pump"
             self.notes.append(Problem(f"{self.source}: {where}", f"{said}: code the {concept} in {system} there, "
                                       f"or give it by concept Observation or questionnaire (`--with`).", "hint"))
+
+    def _request_date(self) -> dt.date | None:
+        """The request's date (the one read over the others, when a concept Observation states it)."""
+        found = self.chosen("request_date")
+        return found[0][0] if found else None
 
     def chosen(self, name: str) -> list[tuple]:
         """The (value, resource) found for a single-valued concept, those of concept Observations
@@ -643,7 +643,6 @@ class _Reader:
         if self.problems:
             raise PatientError(self.problems)
         return data, provenance, tuple(self.notes)
-
 
     def _resolve(self, name: str) -> str:
         """How to settle two resources giving one fact differently, when both may be true."""

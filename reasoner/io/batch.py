@@ -348,10 +348,9 @@ class Report:
 def reason_of(problem: Problem) -> str:
     """A problem's kind for the run summary: the field it is about, or what is wrong with the row."""
     where = problem.where
-    element = FHIR_ELEMENT.search(where)
-    if element:  # a FHIR member's resource: its type and element, and what is wrong, without the particulars
-        gist = PARTICULARS.split(problem.message, maxsplit=1)[0].rstrip(".")
-        return f"{element.group(1)}.{element.group(2)}: {gist}"
+    place = _fhir_place(where)
+    if place:  # a FHIR member's resource: its type and element, and what is wrong, without the particulars
+        return f"{place}: {PARTICULARS.split(problem.message, maxsplit=1)[0].rstrip('.')}"
     if "field " in where:
         return "field " + where.split("field ", 1)[1].split(" item")[0]
     return problem.message.split(":")[0].rstrip(".")
@@ -360,9 +359,15 @@ def reason_of(problem: Problem) -> str:
 def note_of(note: Problem) -> str:
     """A note's kind for the run summary: the resource type and element, and what was not read
     (rxnorm 6809 ('metformin')), so the same unlisted code in many members is counted once."""
-    element = FHIR_ELEMENT.search(note.where)
-    what = re.split(r": |; ", note.message, maxsplit=1)[0][:80]
-    return f"{element.group(1)}.{element.group(2)}: {what}" if element else what
+    place, what = _fhir_place(note.where), re.split(r": |; ", note.message, maxsplit=1)[0][:80]
+    return f"{place}: {what}" if place else what
+
+
+def _fhir_place(where: str) -> str | None:
+    """A FHIR problem's resource type and element (Condition.code, from ...: Condition/dx-1.code),
+    the same for every member; None when the problem is not about a resource's element."""
+    found = FHIR_ELEMENT.search(where)
+    return f"{found.group(1)}.{found.group(2)}" if found else None
 
 
 class OutOfMemory(Exception):

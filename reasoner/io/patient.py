@@ -28,7 +28,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent, SequenceStartEvent
 
-from reasoner.errors import PatientError, Problem, did_you_mean
+from reasoner.errors import PatientError, Problem, did_you_mean, notes_only
 from reasoner.language.check import REQUEST_KINDS
 from reasoner.language.vocab import CODE_SYSTEMS, CPT_HCPCS, SIGNIFICANT, Concept, Vocabulary, exact_problem
 from reasoner.paths import policies_dir
@@ -473,20 +473,22 @@ def from_fhir(data: object, vocab: Vocabulary, folder: Path | None, source: str)
 def load_patient(path: Path | str, vocab: Vocabulary, folder: Path | None = None, also=()) -> Patient:
     """A patient file; or FHIR read as one (a Bundle, or a completed questionnaire). With `also`,
     more inputs about the same member, merged with it (see `merge`)."""
-    if also:
-        parts = [_one(Path(p), vocab, folder, require_request=False) for p in (path, *also)]
-        _one_member([Path(p) for p in (path, *also)])
-        return merge(parts, vocab, folder)
-    return _one(Path(path), vocab, folder)
+    if not also:
+        return _one(Path(path), _read(Path(path)), vocab, folder)
+    paths, documents, parts = [Path(p) for p in (path, *also)], [], []
+    for each in paths:  # each file read once, and checked in order
+        documents.append(_read(each))
+        parts.append(_one(each, documents[-1], vocab, folder, require_request=False))
+    _one_member(paths, documents)
+    return merge(parts, vocab, folder)
 
 
-def _one_member(paths: list[Path]) -> None:
+def _one_member(paths: list[Path], documents: list) -> None:
     """Inputs merged must be about one member: the Patient of a Bundle and the subject of a
     completed questionnaire, where they name one, must be the same (a patient file names nobody
     FHIR can compare)."""
     named: dict[str, str] = {}  # Patient/<id> -> where it is named
-    for path in paths:
-        data = _read(path)
+    for path, data in zip(paths, documents):
         if not isinstance(data, dict):
             continue
         if data.get("resourceType") == "Bundle":
@@ -504,8 +506,8 @@ def _one_member(paths: list[Path]) -> None:
                                                                  "inputs about one member.")])
 
 
-def _one(path: Path, vocab: Vocabulary, folder: Path | None, require_request: bool = True) -> Patient:
-    data = _read(path)
+def _one(path: Path, data: object, vocab: Vocabulary, folder: Path | None, require_request: bool = True) -> Patient:
+    """One input, already read from `path`, as a patient (FHIR through its reader)."""
     fhir = from_fhir(data, vocab, folder, str(path))
     if fhir is None:
         return validate(data, vocab, str(path), require_request=require_request)
@@ -516,7 +518,7 @@ def _one(path: Path, vocab: Vocabulary, folder: Path | None, require_request: bo
         raise PatientError([sourced(p, provenance) for p in err.problems] + list(notes)) from None
     if not require_request:  # a part of a merge: its hints explain what the merged whole may still lack
         return patient
-    return replace(patient, notes=tuple(n for n in notes if n.severity != "hint"))
+    return replace(patient, notes=notes_only(notes))
 
 
 def _is_answers(patient: Patient) -> bool:
@@ -563,7 +565,7 @@ def merge(parts: list[Patient], vocab: Vocabulary, folder: Path | None = None) -
                            provenance={k: w for k, (w, _) in where.items()}, notes=notes)
     except PatientError as err:  # what the inputs did not give, with what would explain it
         raise PatientError(list(err.problems) + list(notes)) from None
-    return replace(patient, notes=tuple(n for n in notes if n.severity != "hint"))
+    return replace(patient, notes=notes_only(notes))
 
 
 def _shown(value) -> str:

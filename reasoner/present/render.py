@@ -1,8 +1,6 @@
 """The only module that builds rich objects. Every piece of user or policy text is escaped."""
 from __future__ import annotations
 
-from collections import Counter
-
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -170,11 +168,11 @@ _MARK = {"holds": ("✔", "green"), "absent": ("✔", "green"), "fails": ("✘",
 def batch_summary(report, shown: int) -> Text:
     """The end of a batch run: rows read, decided and rejected (by reason), decisions per payer."""
     more = " (first 20 shown above)" if shown > 20 else ""
-    unit = getattr(report, "unit", "row")
-    out = Text(f"{report.read} {unit}(s) read, {report.decided} decided, {report.rejected} rejected as invalid{more}.")
+    out = Text(f"{report.read} {report.unit}(s) read, {report.decided} decided, {report.rejected} rejected as "
+               f"invalid{more}.")
     for reason, n in report.reasons.most_common(5):
         out.append(f"\n  rejected: {n} × {safe_text(reason)}")
-    for reason, n in getattr(report, "not_read", Counter()).most_common(5):  # noted, decided without it
+    for reason, n in report.not_read.most_common(5):  # noted, decided without it
         out.append(f"\n  not read: {n} × {safe_text(reason)}")
     payers: dict = {}
     for (payer, decision), n in sorted(report.decisions.items()):

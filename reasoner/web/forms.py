@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlencode
 
-from reasoner.errors import PatientError, Problem
+from reasoner.errors import PatientError, Problem, notes_only
 from reasoner.io.patient import (REQUEST, RESERVED, Patient, flatten, from_fhir, nested, read_json, read_yaml, short,
                                   to_yaml, validate)
 from reasoner.language.vocab import Vocabulary, exact_problem
@@ -224,8 +224,8 @@ def read_upload(name: str, data: bytes, vocab: Vocabulary, limit: int,
     fhir = from_fhir(parsed, vocab, folder, name)
     notes = ()
     if fhir is not None:
-        parsed, _, notes = fhir
-        notes = tuple(n for n in notes if n.severity == "note")  # hints explain a refusal; the form shows its own
+        parsed, _, found = fhir
+        notes = notes_only(found)  # hints explain a refusal; the form shows its own, field by field
     if not isinstance(parsed, dict):
         got = "nothing" if parsed is None else type(parsed).__name__
         raise PatientError([Problem(name, f"a patient file must be a mapping of concept: value, not {got}.")])
