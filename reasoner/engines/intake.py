@@ -81,15 +81,17 @@ class _Concepts:
     def mapped(self, c: Concept, s: str) -> str:
         """A text value as its domain value, or NULL (io/patient.py:domain_value in SQL)."""
         names = self.vocab.domains[c.domain]
-        named = f"WHEN {s} IN ({', '.join(map(literal, names))}) THEN {s}"
+        # a CASE per name, not IN: DuckDB plans `column IN (constants)` (and list_contains on a
+        # constant list) as a join, which copied every column of the row once per enum
+        named = " ".join(f"WHEN {literal(n)} THEN {literal(n)}" for n in names)
         pattern = CODE_SYSTEMS.get(self.vocab.systems.get(c.domain, ""))
         if pattern is None or not self.vocab.codes[c.domain]:
-            return f"CASE {named} END"
+            return f"CASE {s} {named} END"
         prefixes = sorted(self.vocab.codes[c.domain].items(), key=lambda kv: -len(kv[0]))
         by_prefix = " ".join(f"WHEN starts_with({s}, {literal(p)}) THEN {literal(v)}" for p, v in prefixes)
         fallback = literal("other") if "other" in names else "NULL"
-        return (f"CASE {named} WHEN regexp_full_match({s}, {_pattern(pattern)}) THEN "
-                f"(CASE {by_prefix} ELSE {fallback} END) END")
+        return (f"CASE {s} {named} ELSE (CASE WHEN regexp_full_match({s}, {_pattern(pattern)}) THEN "
+                f"(CASE {by_prefix} ELSE {fallback} END) END) END")
 
     def normal(self, c: Concept, t: str, x: str) -> str:
         """The value read (`x`, from the transform) where its JSON type `t` is right, else NULL;
@@ -145,14 +147,80 @@ def _keys_ok(t: str, keys: str, allowed: list[str]) -> str:
     return f"({t} = 'OBJECT' AND len({keys}) = {found})"
 
 
-def _spec(vocab: Vocabulary) -> str:
-    """The json_transform structure: every field typed as its kind asks."""
-    spec: dict = {name: SQL_TYPES[c.kind] for name, c in vocab.plain().items()}
-    spec.update(id="VARCHAR", description="VARCHAR")
-    for name, record in vocab.records.items():
-        spec[name] = {key: {f: SQL_TYPES[vocab.concepts[record.concept(key, f)].kind] for f in record.fields}
-                      for key in vocab.domains[record.key_domain]}
+def _raw_leaf(c: Concept) -> str | list[str]:
+    """How the row's transform reads a field: a set as a list of text (NULL when it is not a list),
+    any other value as its JSON text, whose first character says its JSON type."""
+    return ["VARCHAR"] if c.kind in ("set", "codes") else "JSON"
+
+
+def _row_spec(vocab: Vocabulary) -> str:
+    """The json_transform structure of a row: its fields as `_raw_leaf` reads them, and each
+    record as its JSON text (read by `_record_spec`)."""
+    spec: dict = {name: _raw_leaf(c) for name, c in vocab.plain().items()}
+    spec.update({name: "JSON" for name in vocab.records}, id="JSON", description="JSON")
     return json.dumps(spec)
+
+
+def _record_spec(vocab: Vocabulary, name: str) -> str:
+    """The json_transform structure of a record's text: every entry's fields typed as their kind."""
+    record = vocab.records[name]
+    return json.dumps({key: {f: SQL_TYPES[vocab.concepts[record.concept(key, f)].kind] for f in record.fields}
+                       for key in vocab.domains[record.key_domain]})
+
+
+def _unquoted(x: str) -> str:
+    """A JSON text (as the transform writes it back) that is a string, as that string; NULL for
+    any other JSON type. Escapes are rare: only a text holding one is parsed again."""
+    return (f"CASE WHEN starts_with({x}, '\"') THEN "
+            f"(CASE WHEN contains({x}, '\\') THEN json_extract_string({x}, '$') ELSE {x}[2:-2] END) END")
+
+
+def _raw_normal(concepts: _Concepts, c: Concept, x: str, u: str) -> str:
+    """A field's value read from its JSON text `x` (a list, for sets; `u`: the text unquoted),
+    NULL where the JSON type is wrong: TRY_CAST reads only a JSON number as a number, since a
+    string's text keeps its quotes."""
+    kind = c.kind
+    if kind == "boolean":
+        return f"CASE {x} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
+    if kind == "number":
+        return f"TRY_CAST({x} AS DOUBLE)"
+    if kind == "date":
+        return _date_text(u)
+    if kind == "enum":
+        return concepts.mapped(c, u)
+    if kind == "set":  # an item that is not text reads as text no value is named by
+        return f"list_transform({x}, lambda e: {concepts.mapped(c, 'e')})"
+    return x  # codes: unquoted numbers read as their digits
+
+
+def _record_checks(concepts: _Concepts, vocab: Vocabulary, name: str, names: dict, normal: dict, checks: list) -> str:
+    """A record read from its own JSON text (`r_<name>`, small beside the row): one json_type over
+    every entry's and field's path gives their JSON types (`NULL` for a null, which documents
+    nothing), one json_keys their keys, one json_transform their values. Fills `normal` (concept
+    -> SQL of its value) and `checks`; returns the SELECT items that read the text."""
+    record, r = vocab.records[name], f"r_{name}"
+    keys = list(vocab.domains[record.key_domain])
+    paths, where = ["$"], {}
+    for key in keys:
+        paths.append(_path(key))
+        where[key] = f"{r}_t[{len(paths)}]"
+        for f in record.fields:
+            paths.append(_path(key, f))
+            where[(key, f)] = f"{r}_t[{len(paths)}]"
+    absent = lambda t: f"({t} IS NULL OR {t} = 'NULL')"
+    checks.append(f"({r} IS NULL OR {_keys_ok(f'{r}_t[1]', f'{r}_k[1]', [where[k] for k in keys])})")
+    for i, key in enumerate(keys, 2):
+        fields = [where[(key, f)] for f in record.fields]
+        checks.append(f"({absent(where[key])} OR {_keys_ok(where[key], f'{r}_k[{i}]', fields)})")
+        for f in record.fields:
+            n = record.concept(key, f)
+            c, t, x = vocab.concepts[n], where[(key, f)], f'{r}_s."{key}"."{f}"'
+            normal[n] = concepts.normal(c, t, x)
+            checks.append(f"({absent(t)} OR {concepts.check(c, x, names[n])})")
+    key_paths = ", ".join(map(literal, ["$"] + [_path(k) for k in keys]))
+    return (f"CASE WHEN {r} IS NOT NULL THEN json_type({r}, [{', '.join(map(literal, paths))}]) END AS {r}_t, "
+            f"CASE WHEN {r} IS NOT NULL THEN json_keys({r}, [{key_paths}]) END AS {r}_k, "
+            f"CASE WHEN {r} IS NOT NULL THEN json_transform({r}, {literal(_record_spec(vocab, name))}) END AS {r}_s")
 
 
 def _laid_out(concepts: _Concepts, layout: Layout, names: dict[str, str], as_of: dt.date | None = None) -> list[str]:
@@ -174,54 +242,49 @@ def _laid_out(concepts: _Concepts, layout: Layout, names: dict[str, str], as_of:
 
 def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date | None = None) -> str:
     """SELECT line, ok, id and the layout's columns from `source` (columns `line`, `j`); `as_of`
-    dates the requests that have no date."""
+    dates the requests that have no date.
+
+    A row is parsed twice in the usual case: one json_transform reads every field as its JSON
+    text (a set as a list), one json_type over `$.*` gives the JSON types of its keys. A key is
+    allowed when it is a field the transform found (a set that is not a list is not found) or a
+    field whose value is null; counting them against the keys, as `_keys_ok` does, finds unknown
+    keys and keys given twice, and a row with a null is also checked for duplicates by name. A
+    record is read from its own text (`_record_checks`). Malformed JSON makes the transform NULL
+    (TRY), and such a row goes to validate."""
     concepts = _Concepts(vocab)
-    paths = ["$"]
-    where: dict[str, tuple[str, str]] = {}  # field -> (its JSON type, its value as transformed)
-
-    def field(key: str, *parts: str) -> tuple[str, str]:
-        paths.append(_path(*parts))
-        where[key] = (f"t[{len(paths)}]", "s." + ".".join(f'"{p}"' for p in parts))
-        return where[key]
-
-    for name in list(vocab.plain()) + ["id", "description"]:
-        field(name, name)
-    containers: list[tuple[str, list[str]]] = []  # (path key, its allowed keys' path keys): records and their entries
-    for name, record in vocab.records.items():
-        keys = list(vocab.domains[record.key_domain])
-        field(name, name)
-        containers.append((name, [f"{name}.{key}" for key in keys]))
-        for key in keys:
-            field(f"{name}.{key}", name, key)
-            containers.append((f"{name}.{key}", [record.concept(key, f) for f in record.fields]))
-            for f_name in record.fields:
-                field(record.concept(key, f_name), name, key, f_name)
+    plain = vocab.plain()
     names = {name: f"f{i}" for i, name in enumerate(vocab.concepts)}
-    normal = [f"{concepts.normal(vocab.concepts[n], *where[n])} AS {names[n]}" for n in vocab.concepts]
-    absent = {k: f"({t} IS NULL OR {t} = 'NULL')" for k, (t, _) in where.items()}
-    checks = [f"({absent[n]} OR {concepts.check(vocab.concepts[n], where[n][1], names[n])})" for n in vocab.concepts]
-    checks += [f"({absent[n]} OR {where[n][0]} = 'VARCHAR')" for n in ("id", "description")]
-    container_paths = [_path(*k.split(".")) for k, _ in containers]
-    any_record = " OR ".join(f"{where[k][0]} IS NOT NULL" for k, _ in containers[:1] + [
-        (n, None) for n in vocab.records]) or "FALSE"
-    for i, (key, allowed) in enumerate(containers, 1):
-        t = where[key][0]
-        check = _keys_ok(t, f"ck[{i}]", [where[a][0] for a in allowed])
-        checks.append(f"({absent[key]} OR {check})")
-    known = list(vocab.plain()) + list(vocab.records) + ["id", "description"]
-    ok = " AND ".join([_keys_ok("t[1]", "k", [where[n][0] for n in known]), *_requested(vocab, names), *checks])
+    top = list(plain) + list(vocab.records) + ["id", "description"]
+    field = {n: f's."{n}"' if n in vocab.records or (n in plain and plain[n].kind in ("set", "codes"))
+             else f'CAST(s."{n}" AS VARCHAR)' for n in top}  # JSON text as text: a cast of JSON would read the JSON
+    unquoted = {n: f"u{i}" for i, n in enumerate(top) if n in ("id", "description") or (
+        n in plain and plain[n].kind in ("date", "enum"))}
+    normal = {n: _raw_normal(concepts, c, field[n], unquoted.get(n, "NULL")) for n, c in plain.items()}
+    checks = [f"({field[n]} IS NULL OR {concepts.check(c, field[n], names[n])})" for n, c in plain.items()]
+    checks += [f"({field[n]} IS NULL OR starts_with({field[n]}, '\"'))" for n in ("id", "description")]
+    record_reads = [_record_checks(concepts, vocab, name, names, normal, checks) for name in vocab.records]
+    found = " + ".join(f"({field[n]} IS NOT NULL)::INTEGER" for n in top)
+    nulls = "list_where(k, list_transform(kt, lambda e: e = 'NULL'))"
+    allowed = "[" + ", ".join(map(literal, top)) + "]"
+    keys_ok = (f"(len(kt) = {found} + len(nk) AND (len(nk) = 0 OR "
+               f"(list_has_all({allowed}, nk) AND len(list_distinct(k)) = len(k))))")
+    ok = " AND ".join([keys_ok, *_requested(vocab, names), *checks])
     columns = _laid_out(concepts, layout, names, as_of)
     # a surrogate escape (\ud800) is valid JSON but not valid text: validate() explains it
-    usable = "json_valid(j) AND NOT regexp_matches(j, '\\\\[uU][dD][89abAB]')"
-    record_keys = (f"CASE WHEN {any_record} THEN json_keys(j, [{', '.join(map(literal, container_paths))}]) END"
-                   if containers else "NULL")
-    return (f"WITH usable AS (SELECT line, CASE WHEN {usable} THEN j END AS j FROM {source}), "
-            f"parsed AS (SELECT line, j, json_type(j, [{', '.join(map(literal, paths))}]) AS t, "
-            f"json_transform(j, {literal(_spec(vocab))}) AS s, json_keys(j) AS k FROM usable), "
-            f"typed AS (SELECT *, {record_keys} AS ck FROM parsed), "
-            f"normal AS (SELECT line, t, s, k, ck, {', '.join(normal)} FROM typed), "
-            f"checked AS (SELECT *, COALESCE(j_ok AND {ok}, FALSE) AS ok FROM (SELECT *, t IS NOT NULL AS j_ok FROM normal)) "
-            f"SELECT line, ok, CASE WHEN ok THEN s.id END AS id, {', '.join(columns)} FROM checked")
+    surrogate = "regexp_matches(j, '\\\\[uU][dD][89abAB]')"
+    is_object = "regexp_matches(j, '^[ \\t\\n\\r]*\\{')"
+    reads = [f"{_unquoted(field[n])} AS {u}" for n, u in unquoted.items()]
+    reads += [f"{field[n]} AS r_{n}" for n in vocab.records]
+    return (f"WITH parsed AS (SELECT line, j, CASE WHEN {is_object} AND NOT {surrogate} "
+            f"THEN TRY(json_transform(j, {literal(_row_spec(vocab))})) END AS s FROM {source}), "
+            f"typed AS (SELECT line, j, s, CASE WHEN s IS NOT NULL THEN json_type(j, '$.*') END AS kt, "
+            f"{', '.join(reads)} FROM parsed), "
+            f"keyed AS (SELECT *, CASE WHEN list_contains(kt, 'NULL') THEN json_keys(j) END AS k FROM typed), "
+            f"nulls AS (SELECT *, COALESCE({nulls}, []::VARCHAR[]) AS nk FROM keyed), "
+            f"records AS (SELECT *, {', '.join(record_reads) or 'NULL AS none'} FROM nulls), "
+            f"normal AS (SELECT *, {', '.join(f'{normal[n]} AS {names[n]}' for n in vocab.concepts)} FROM records), "
+            f"checked AS (SELECT *, COALESCE(s_ok AND {ok}, FALSE) AS ok FROM (SELECT *, s IS NOT NULL AS s_ok FROM normal)) "
+            f"SELECT line, ok, CASE WHEN ok THEN {unquoted['id']} END AS id, {', '.join(columns)} FROM checked")
 
 
 # ---------------------------------------------------------------- typed columns (Parquet)
