@@ -78,20 +78,22 @@ class _Concepts:
     def __init__(self, vocab: Vocabulary):
         self.vocab = vocab
 
+    def coded(self, c: Concept) -> bool:
+        """Whether the concept's values may be written as codes of a system (mapped by prefix)."""
+        return CODE_SYSTEMS.get(self.vocab.systems.get(c.domain, "")) is not None and bool(self.vocab.codes[c.domain])
+
     def mapped(self, c: Concept, s: str) -> str:
         """A text value as its domain value, or NULL (io/patient.py:domain_value in SQL)."""
         names = self.vocab.domains[c.domain]
-        # a CASE per name, not IN: DuckDB plans `column IN (constants)` (and list_contains on a
-        # constant list) as a join, which copied every column of the row once per enum
-        named = " ".join(f"WHEN {literal(n)} THEN {literal(n)}" for n in names)
+        named = f"WHEN {s} IN ({', '.join(map(literal, names))}) THEN {s}"
         pattern = CODE_SYSTEMS.get(self.vocab.systems.get(c.domain, ""))
         if pattern is None or not self.vocab.codes[c.domain]:
-            return f"CASE {s} {named} END"
+            return f"CASE {named} END"
         prefixes = sorted(self.vocab.codes[c.domain].items(), key=lambda kv: -len(kv[0]))
         by_prefix = " ".join(f"WHEN starts_with({s}, {literal(p)}) THEN {literal(v)}" for p, v in prefixes)
         fallback = literal("other") if "other" in names else "NULL"
-        return (f"CASE {s} {named} ELSE (CASE WHEN regexp_full_match({s}, {_pattern(pattern)}) THEN "
-                f"(CASE {by_prefix} ELSE {fallback} END) END) END")
+        return (f"CASE {named} WHEN regexp_full_match({s}, {_pattern(pattern)}) THEN "
+                f"(CASE {by_prefix} ELSE {fallback} END) END")
 
     def normal(self, c: Concept, t: str, x: str) -> str:
         """The value read (`x`, from the transform) where its JSON type `t` is right, else NULL;
@@ -176,16 +178,22 @@ def _unquoted(x: str) -> str:
 
 
 def _raw_normal(concepts: _Concepts, c: Concept, x: str, u: str) -> str:
-    """A field's value read from its JSON text `x` (a list, for sets; `u`: the text unquoted),
-    NULL where the JSON type is wrong: TRY_CAST reads only a JSON number as a number, since a
-    string's text keeps its quotes."""
+    """A field's value read from its JSON text `x` (a list, for sets; `u`: the text unquoted, for
+    an enum of codes), NULL where the JSON type is wrong: TRY_CAST reads only a JSON number as a
+    number, since a string's text keeps its quotes. A date or a named value is matched on its
+    text as the transform writes it back (escapes resolved), quotes included, so most strings
+    are never unquoted."""
     kind = c.kind
     if kind == "boolean":
         return f"CASE {x} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
     if kind == "number":
         return f"TRY_CAST({x} AS DOUBLE)"
     if kind == "date":
-        return _date_text(u)
+        return (f"CASE WHEN regexp_full_match({x}, '\"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}\"') "
+                f"THEN TRY_CAST({x}[2:-2] AS DATE) END")
+    if kind == "enum" and not concepts.coded(c):
+        quoted = ", ".join(literal(json.dumps(n)) for n in concepts.vocab.domains[c.domain])
+        return f"CASE WHEN {x} IN ({quoted}) THEN {x}[2:-2] END"
     if kind == "enum":
         return concepts.mapped(c, u)
     if kind == "set":  # an item that is not text reads as text no value is named by
@@ -257,8 +265,8 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
     top = list(plain) + list(vocab.records) + ["id", "description"]
     field = {n: f's."{n}"' if n in vocab.records or (n in plain and plain[n].kind in ("set", "codes"))
              else f'CAST(s."{n}" AS VARCHAR)' for n in top}  # JSON text as text: a cast of JSON would read the JSON
-    unquoted = {n: f"u{i}" for i, n in enumerate(top) if n in ("id", "description") or (
-        n in plain and plain[n].kind in ("date", "enum"))}
+    unquoted = {n: f"u{i}" for i, n in enumerate(top) if n == "id" or (
+        n in plain and plain[n].kind == "enum" and concepts.coded(plain[n]))}
     normal = {n: _raw_normal(concepts, c, field[n], unquoted.get(n, "NULL")) for n, c in plain.items()}
     checks = [f"({field[n]} IS NULL OR {concepts.check(c, field[n], names[n])})" for n, c in plain.items()]
     checks += [f"({field[n]} IS NULL OR starts_with({field[n]}, '\"'))" for n in ("id", "description")]
