@@ -320,7 +320,7 @@ def batch(
     except InputError as error:  # the engine asked for cannot run here (no PySpark, no Java)
         _fail(error.problems, as_json, EXIT_USAGE)
     try:
-        total = b.count_rows(input)
+        total = b.count_rows(input, lines=err.is_terminal)  # the bar is drawn only on a terminal
         with _sink(out, input, on_error) as handle, b.Writer(handle, fmt) as writer:
             with render.batch_progress(err, total) as advance:
                 report = b.adjudicate(input, loaded, pipeline, writer, on_error, problems, advance, chunk)
