@@ -43,12 +43,9 @@ def _pattern(regex: re.Pattern) -> str:
     return literal(regex.pattern.removeprefix("^").removesuffix("$"))
 
 
-def _absent(x: str) -> str:
-    return f"({x} IS NULL OR json_type({x}) = 'NULL')"
-
-
-def _text(x: str) -> str:
-    return f"json_extract_string({x}, '$')"
+def _absent(t: str) -> str:
+    """A field whose JSON type is `t` is absent, or null (which, like absence, documents nothing)."""
+    return f"({t} IS NULL OR {t} = 'NULL')"
 
 
 def _date_text(x: str) -> str:
@@ -70,10 +67,10 @@ class _Concepts:
     """Per concept: its value as read (`normal`), whether that value is certainly what validate
     accepts (`check`), and the layout columns it fills (`values`).
 
-    Every row is parsed a few times in all, not once per concept: one `json_type` call gives the
-    JSON type of every field, one `json_transform` reads every field as the type its kind asks for
-    (non-strictly: a string where a number is asked becomes a number, which is why each value is
-    used only where its JSON type is the right one)."""
+    `normal` reads a value typed by a transform (non-strictly: a string where a number is asked
+    becomes a number, which is why each value is used only where its JSON type `t` is the right
+    one): records are read so, from their own text. A row's other fields are read from their
+    JSON text by `_raw_normal`, a typed Parquet column's by `_typed_normal`."""
 
     def __init__(self, vocab: Vocabulary):
         self.vocab = vocab
@@ -215,16 +212,15 @@ def _record_checks(concepts: _Concepts, vocab: Vocabulary, name: str, names: dic
         for f in record.fields:
             paths.append(_path(key, f))
             where[(key, f)] = f"{r}_t[{len(paths)}]"
-    absent = lambda t: f"({t} IS NULL OR {t} = 'NULL')"
     checks.append(f"({r} IS NULL OR {_keys_ok(f'{r}_t[1]', f'{r}_k[1]', [where[k] for k in keys])})")
     for i, key in enumerate(keys, 2):
         fields = [where[(key, f)] for f in record.fields]
-        checks.append(f"({absent(where[key])} OR {_keys_ok(where[key], f'{r}_k[{i}]', fields)})")
+        checks.append(f"({_absent(where[key])} OR {_keys_ok(where[key], f'{r}_k[{i}]', fields)})")
         for f in record.fields:
             n = record.concept(key, f)
             c, t, x = vocab.concepts[n], where[(key, f)], f'{r}_s."{key}"."{f}"'
             normal[n] = concepts.normal(c, t, x)
-            checks.append(f"({absent(t)} OR {concepts.check(c, x, names[n])})")
+            checks.append(f"({_absent(t)} OR {concepts.check(c, x, names[n])})")
     key_paths = ", ".join(map(literal, ["$"] + [_path(k) for k in keys]))
     return (f"CASE WHEN {r} IS NOT NULL THEN json_type({r}, [{', '.join(map(literal, paths))}]) END AS {r}_t, "
             f"CASE WHEN {r} IS NOT NULL THEN json_keys({r}, [{key_paths}]) END AS {r}_k, "

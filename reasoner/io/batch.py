@@ -229,7 +229,7 @@ def _jsonl(path: Path, size: int) -> Iterator[Chunk]:
     newlines (a last line with no newline is given one)."""
     tables, bad, rows, first, rest = [], {}, 0, 1, b""
     with path.open("rb") as handle:
-        while block := handle.read(BLOCK) or (rest and b"\n"):
+        while block := handle.read1(BLOCK) or (rest and b"\n"):  # read1: a pipe gives what it has
             data = rest + block
             cut = data.rfind(b"\n") + 1
             data, rest = data[:cut], data[cut:]
