@@ -98,6 +98,11 @@ def test_csv_in_parquet_out_with_small_chunks(tmp_path):
     assert {type(v) for v in table.column("citation").to_pylist()} == {str}
     read = duckdb.sql(f"SELECT DISTINCT payer, typeof(payer) FROM '{out}'").fetchall()
     assert read == [("uhc", "VARCHAR")]
+    # so are the failing criteria's names and labels, item by item, read back as lists of text
+    assert pa.types.is_dictionary(table.schema.field("failing_labels").type.value_type)
+    labels = duckdb.sql(f"SELECT failing_labels, typeof(failing_labels) FROM '{out}' WHERE len(failing) > 0").fetchall()
+    assert labels and all(kind == "VARCHAR[]" and items and all(isinstance(i, str) and i for i in items)
+                          for items, kind in labels)
 
 
 def test_parquet_input(tmp_path):
