@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,7 @@ def main() -> None:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_population."))
     folder.mkdir(parents=True, exist_ok=True)
     jsonl, parquet = write_files(folder, args.rows)
+    os.sync()  # the files just written reach the disk now, not while a run reads them back
     rows = []
     from reasoner.language.load import load
 

@@ -267,3 +267,22 @@ def test_as_of_dates_the_undated_rows_as_check_does_and_keeps_every_date(tmp_pat
                 out[("undated", payer)]["decision"]) == (d["policy"], d["rule"], d["decision"])
     bad = CliRunner().invoke(app, ["batch", str(path), "--as-of", "June 2016"])
     assert bad.exit_code == EXIT_USAGE and "--as-of" in bad.output
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 24])
+def test_jsonl_lines_are_numbered_and_read_whatever_the_block_size(tmp_path, monkeypatch, block):
+    """The reader cuts the file's blocks at their newlines: a line split across blocks, a blank
+    line, a line that is not UTF-8, a CRLF ending and a last line without a newline are read as
+    the file's own lines, numbered as an editor numbers them."""
+    from reasoner.io import batch
+
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"id": "a"}\n\n  \t\n\xff{"id": "x"}\n{"id": "b\xc3\xa9"}\r\n' + b'{"id": "long' + b"z" * 100 + b'"}')
+    monkeypatch.setattr(batch, "BLOCK", block)
+    read = list(batch._jsonl(path, 2))
+    texts = {n: t for c in read if c.arrow is not None for n, t in zip(c.arrow["line"].to_pylist(), c.arrow["j"].to_pylist())}
+    bad = {n: e for c in read for n, e in c.bad.items()}
+    assert sorted(texts) == [1, 5, 6] and sorted(bad) == [4]
+    assert json.loads(texts[5]) == {"id": "bé"} and json.loads(texts[6])["id"].startswith("long")
+    assert "UTF-8" in bad[4].problems[0].message
+    assert sum(len(c) for c in read) == 4  # blank lines are not rows

@@ -198,9 +198,10 @@ def _ends(data: bytes) -> np.ndarray:
 
 
 def _lines(data: bytes, first: int) -> tuple[pa.Table, dict[int, InputError], int]:
-    """Whole lines of `data` (each ending in a newline; the first is line `first`) as (line, j),
-    without a Python string per line: the text is the block's own bytes, cut at its newlines.
-    Blank lines are skipped; a line that is not UTF-8 is returned as its problem."""
+    """The whole lines of `data` (each ending in a newline; the first is line `first`; what
+    follows the last newline is left out) as (line, j), without a Python string per line: the
+    text is the block's own bytes, cut at its newlines. Blank lines are skipped; a line that is
+    not UTF-8 is returned as its problem."""
     ends = _ends(data)
     starts = np.concatenate(([0], ends[:-1]))
     offsets = pa.py_buffer(np.concatenate(([0], ends)).astype(np.int32))
@@ -232,12 +233,12 @@ def _jsonl(path: Path, size: int) -> Iterator[Chunk]:
     tables, bad, rows, first, rest = [], {}, 0, 1, b""
     with path.open("rb") as handle:
         while block := handle.read1(BLOCK) or (rest and b"\n"):  # read1: a pipe gives what it has
-            data = rest + block
+            data = rest + block if rest else block
             cut = data.rfind(b"\n") + 1
-            data, rest = data[:cut], data[cut:]
-            if not data:
+            rest = data[cut:]
+            if not cut:
                 continue
-            table, found, count = _lines(data, first)
+            table, found, count = _lines(data, first)  # its whole lines: the rest waits for the next block
             first += count
             tables.append(table)
             bad.update(found)
