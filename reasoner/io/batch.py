@@ -54,6 +54,8 @@ TYPED_CHUNK = 50_000  # typed Parquet rows are small in memory (no JSON text)
 BULK_CHUNK = 5_000  # members of a Bulk export come at ~1 ms each: a smaller chunk costs no speed, and
                     # each waiting chunk holds its members' JSON twice (Python and Arrow)
 JSON_BATCH_BYTES = 6 << 20  # JSON text handed to the intake query at a time (up to 2,048 rows)
+BULK_BATCH = 256  # a Bulk export's members come slowly (Python assembles them): small intake batches
+                  # cost no time there, and 2,048 rows a batch raised the peak of 10k members 680 -> 840 MB
 CHECKED_BATCH = 4_096  # rows per batch between the two queries: each holds every layout column
 OUTPUT_BATCH = 20_000  # decision rows per table written
 ROW_GROUP = 120_000  # decision rows per Parquet row group (one per table written cost a tenth more)
@@ -117,6 +119,7 @@ class Chunk:
     typed: bool = False  # arrow holds the file's own typed columns and LINE, not (line, j)
     notes: Counter = field(default_factory=Counter)  # what a Bulk export's members hold that was not read, by kind
     sources: dict = field(default_factory=dict)  # a Bulk member's number -> (its reference, its facts' resources, packed)
+    batch: int = 0  # rows per batch handed to the intake query; 0: by the size of their text (`table`)
 
     def __len__(self) -> int:
         return (self.arrow.num_rows if self.arrow is not None else len(self.lines)) + len(self.bad)
@@ -134,11 +137,12 @@ class Chunk:
         batch would keep the other cores idle, and JSON rows cost DuckDB memory in proportion to
         the text of the batch it parses; but a batch smaller than DuckDB's vector of 2,048 rows
         pays every expression's per-vector cost for fewer rows (on 200,000 rows of 2.7 kB:
-        12.5 core-seconds at 512 rows a batch, 9.1 at 2,048, peak 750 and 875 MB)."""
+        12.5 core-seconds at 512 rows a batch, 9.1 at 2,048, peak 750 and 875 MB). A chunk may
+        set its own (`batch`)."""
         table = self.arrow if self.arrow is not None else \
             pa.table({"line": pa.array(self.lines, pa.int64()), "j": pa.array(self.texts, pa.string())})
-        size = 4096
-        if not self.typed and table.num_rows:
+        size = self.batch or 4096
+        if not self.typed and not self.batch and table.num_rows:
             text = table.column("j")
             size = max(256, min(2048, JSON_BATCH_BYTES * len(text) // max(1, pc.sum(pc.binary_length(text)).as_py() or 1)))
         return pa.Table.from_batches(table.to_batches(max_chunksize=size), table.schema)
@@ -358,7 +362,7 @@ def _bulk(path: Path, size: int, loaded: Loaded) -> Iterator[Chunk]:
     """A Bulk Data export, one member per row (numbered in member order)."""
     from reasoner.fhir.bulk import members
 
-    chunk = Chunk()
+    chunk = Chunk(batch=BULK_BATCH)
     for member in members(path, loaded):
         chunk.notes.update(note_of(n) for n in member.notes)
         # kept compressed (4.6 kB of JSON a member, 1.1 kB packed) while the chunk waits: needed only for a refused member
@@ -370,7 +374,7 @@ def _bulk(path: Path, size: int, loaded: Loaded) -> Iterator[Chunk]:
             chunk.texts.append(member.data)
         if len(chunk) >= size:
             yield chunk
-            chunk = Chunk()
+            chunk = Chunk(batch=BULK_BATCH)
     yield chunk
 
 
