@@ -522,7 +522,8 @@ class Pipeline:
         self.intake = intake_query(vocab, self.layout, "chunk", as_of)
         self.con.register("rule_info", _rule_info(program))
         self.con.register("node_info", _node_info(program))
-        for statement in _LOOKUPS + tuple(_enum_statements(program)):
+        types = enum_types(program)  # the output's columns of few values, as ENUMs (both uses below)
+        for statement in _LOOKUPS + tuple(_enum_statements(types)):
             self.con.execute(statement)
         # on Spark the decision query runs there, a chunk at a time; the long layout stays here
         self.spark = None
@@ -530,7 +531,7 @@ class Pipeline:
             from reasoner.engines.spark import SparkBackend
             self.spark = SparkBackend(program, vocab, keep=("id",))
         decide = None if self.spark else compile_query(program, vocab, self.layout, "staged", keep=("id",))
-        self.output = _output_query(program, fmt == "csv", decide)
+        self.output = _output_query(program, fmt == "csv", decide, types)
 
     @contextmanager
     def _failures(self, what: str, memory: str = MEMORY_LIMIT):
@@ -744,17 +745,17 @@ def enum_types(program: ir.Program) -> dict[str, list[str]]:
     return {k: list(dict.fromkeys(v for v in vs if v is not None)) for k, vs in values.items()}
 
 
-def _enum_statements(program: ir.Program) -> list[str]:
+def _enum_statements(types: dict[str, list[str]]) -> list[str]:
     return [f"CREATE TYPE out_{name} AS ENUM ({', '.join(map(literal, values))})"
-            for name, values in enum_types(program).items() if values]
+            for name, values in types.items() if values]
 
 
-def _output_query(program: ir.Program, csv_cells: bool, decide: str | None) -> str:
+def _output_query(program: ir.Program, csv_cells: bool, decide: str | None, types: dict[str, list[str]]) -> str:
     """One row per patient and payer, in input order then payer order (each patient's decisions
     unnested in payer order, so no sort is needed); for CSV, lists joined with '; ' and every text
     cell that a spreadsheet would run as a formula prefixed with a quote. The decisions come from
     `decide` over the stream `staged`, or with `decide` None from a registered table `decided`
-    (Spark's answer)."""
+    (Spark's answer). `types`: `enum_types(program)`, created as `out_<column>` ENUMs."""
     if not program.current:
         return ("SELECT " + ", ".join(f"NULL::{'BIGINT' if n == 'row' else 'VARCHAR'} AS {n}" for n in OUTPUT)
                 + " WHERE FALSE")
@@ -777,7 +778,7 @@ def _output_query(program: ir.Program, csv_cells: bool, decide: str | None) -> s
         cols = {n: (f"CASE WHEN regexp_matches({e}, {literal(FORMULA)}) THEN '''' || {e} ELSE {e} END" if n in text else e)
                 for n, e in cols.items()}
     if not csv_cells:  # CSV cells are text, escaped above; elsewhere the columns of few values are ENUMs
-        typed = {n for n, v in enum_types(program).items() if v}
+        typed = {n for n, v in types.items() if v}
         lists = ("failing", "failing_labels")
         cols = {n: (f"CAST({e} AS out_{n}{'[]' if n in lists else ''})" if n in typed else e) for n, e in cols.items()}
     select = ", ".join(f"{e} AS {n}" for n, e in cols.items())
