@@ -41,10 +41,11 @@ def facts_read(policy: ir.Policy, vocab: Vocabulary, service: str, indication: s
     those of a rule the request's indication already keeps from firing, nor those under a test it
     already decides (a spasticity request is not asked the pain branch's facts)."""
     read: set[str] = set()
+    decided = _Decided(indication)
     for rule in policy.rules:
-        if applies(rule, service, indication) and not _barred(rule, indication):
+        if applies(rule, service, indication) and not _barred(rule, decided):
             for top in ir.rule_nodes(rule):
-                read.update(_live(top, indication))
+                read.update(_live(top, decided))
     read.update(c for c in ALWAYS if c in vocab.concepts)
     fixed = REQUEST if indication else ("service",)  # for any indication, the form asks which
     if not indication and "indications" in vocab.concepts:
@@ -52,47 +53,59 @@ def facts_read(policy: ir.Policy, vocab: Vocabulary, service: str, indication: s
     return [name for name in vocab.concepts if name in read and name not in fixed]
 
 
-def _decided(node: ir.Node, indication: str | None) -> bool | None:
-    """The node's value when the request fixes the indications to [indication], or None when
-    other facts still matter (always None for a questionnaire of any indication)."""
-    test = node.test
-    if isinstance(test, ir.LEAVES):
-        if indication is None or test.concept != "indications":
-            return None
-        have = {indication}
-        if isinstance(test, ir.OneOf):
-            return bool(have & set(test.values))
-        if isinstance(test, ir.HasAll):
-            return set(test.values) <= have
-        if isinstance(test, ir.CountAtLeast):
-            return len(have & set(test.values)) >= test.n
-        return True if isinstance(test, ir.Documented) else None
-    if isinstance(test, ir.Not):
-        value = _decided(test.child, indication)
-        return None if value is None else not value
-    values = [_decided(kid, indication) for kid in ir.children(node)]
-    need = len(values) if isinstance(test, ir.All) else 1 if isinstance(test, ir.Any) else test.n
-    if values.count(True) >= need:
-        return True
-    if len(values) - values.count(False) < need:
-        return False
-    return None
+class _Decided:
+    """Each node's value when the request fixes the indications to [indication], or None when
+    other facts still matter (always None for a questionnaire of any indication). Worked out once
+    per node: `_live` asks at every depth, which recomputed each subtree once per ancestor."""
+
+    def __init__(self, indication: str | None):
+        self.indication = indication
+        self.known: dict[int, tuple[ir.Node, bool | None]] = {}  # by id, the node kept so its id stays its own
+
+    def __call__(self, node: ir.Node) -> bool | None:
+        if id(node) not in self.known:
+            self.known[id(node)] = (node, self._value(node))
+        return self.known[id(node)][1]
+
+    def _value(self, node: ir.Node) -> bool | None:
+        test, indication = node.test, self.indication
+        if isinstance(test, ir.LEAVES):
+            if indication is None or test.concept != "indications":
+                return None
+            have = {indication}
+            if isinstance(test, ir.OneOf):
+                return bool(have & set(test.values))
+            if isinstance(test, ir.HasAll):
+                return set(test.values) <= have
+            if isinstance(test, ir.CountAtLeast):
+                return len(have & set(test.values)) >= test.n
+            return True if isinstance(test, ir.Documented) else None
+        if isinstance(test, ir.Not):
+            value = self(test.child)
+            return None if value is None else not value
+        values = [self(kid) for kid in ir.children(node)]
+        need = len(values) if isinstance(test, ir.All) else 1 if isinstance(test, ir.Any) else test.n
+        if values.count(True) >= need:
+            return True
+        if len(values) - values.count(False) < need:
+            return False
+        return None
 
 
-def _barred(rule: ir.Rule, indication: str | None) -> bool:
+def _barred(rule: ir.Rule, decided: _Decided) -> bool:
     """Whether the request's indication alone keeps the rule from firing."""
-    return (any(_decided(n, indication) is False for n in rule.scope + rule.conditions)
-            or any(_decided(n, indication) is True for n in rule.exceptions))
+    return (any(decided(n) is False for n in rule.scope + rule.conditions)
+            or any(decided(n) is True for n in rule.exceptions))
 
 
-def _live(node: ir.Node, indication: str | None):
+def _live(node: ir.Node, decided: _Decided):
     """The concepts of the leaves under node whose value can still matter to it."""
-    if _decided(node, indication) is not None:
+    if decided(node) is not None:
         return
     if isinstance(node.test, ir.LEAVES):
         yield node.test.concept
     for kid in ir.children(node):
-        yield from _live(kid, indication)
+        yield from _live(kid, decided)
 
 
 def _guarding(node: ir.Node) -> str | None:
