@@ -143,8 +143,8 @@ class Chunk:
             pa.table({"line": pa.array(self.lines, pa.int64()), "j": pa.array(self.texts, pa.string())})
         size = self.batch or 4096
         if not self.typed and not self.batch and table.num_rows:
-            text = table.column("j")
-            size = max(256, min(2048, JSON_BATCH_BYTES * len(text) // max(1, pc.sum(pc.binary_length(text)).as_py() or 1)))
+            text_bytes = pc.sum(pc.binary_length(table.column("j"))).as_py() or 1
+            size = max(256, min(2048, JSON_BATCH_BYTES * table.num_rows // text_bytes))
         return pa.Table.from_batches(table.to_batches(max_chunksize=size), table.schema)
 
     def text(self, lines: list[int]) -> dict[int, str]:
@@ -224,11 +224,9 @@ def _lines(data: bytes, first: int) -> tuple[pa.Table, dict[int, InputError], in
                 data[starts[i]:ends[i]].decode("utf-8")
             except UnicodeDecodeError:
                 bad[int(numbers[i])], keep[i] = _json(data[starts[i]:ends[i]]), False
-        text = pc.filter(text, pa.array(keep)).cast(pa.string())
-        numbers, keep = numbers[keep], np.ones(int(keep.sum()), dtype=bool)
     if not keep.all():
         text, numbers = pc.filter(text, pa.array(keep)), numbers[keep]
-    return pa.table({"line": pa.array(numbers), "j": text}), bad, len(ends)
+    return pa.table({"line": pa.array(numbers), "j": text.cast(pa.string())}), bad, len(ends)
 
 
 def _jsonl(path: Path, size: int) -> Iterator[Chunk]:
