@@ -92,6 +92,10 @@ class _Concepts:
         return (f"CASE {named} WHEN regexp_full_match({s}, {_pattern(pattern)}) THEN "
                 f"(CASE {by_prefix} ELSE {fallback} END) END")
 
+    def named(self, c: Concept, x: str) -> str:
+        """A set's items (the list `x`) as domain values, NULL for each item that names none."""
+        return f"list_transform({x}, lambda e: {self.mapped(c, 'e')})"
+
     def normal(self, c: Concept, t: str, x: str) -> str:
         """The value read (`x`, from the transform) where its JSON type `t` is right, else NULL;
         sets: a list with NULL for each item that names no value."""
@@ -105,7 +109,7 @@ class _Concepts:
         if kind == "enum":
             return f"CASE WHEN {t} = 'VARCHAR' THEN {self.mapped(c, x)} END"
         if kind == "set":  # an item that is not text reads as text no value is named by
-            return f"CASE WHEN {t} = 'ARRAY' THEN list_transform({x}, lambda e: {self.mapped(c, 'e')}) END"
+            return f"CASE WHEN {t} = 'ARRAY' THEN {self.named(c, x)} END"
         return f"CASE WHEN {t} = 'ARRAY' THEN {x} END"  # codes: unquoted numbers read as their digits
 
     def check(self, c: Concept, x: str, n: str) -> str:
@@ -194,7 +198,7 @@ def _raw_normal(concepts: _Concepts, c: Concept, x: str, u: str) -> str:
     if kind == "enum":
         return concepts.mapped(c, u)
     if kind == "set":  # an item that is not text reads as text no value is named by
-        return f"list_transform({x}, lambda e: {concepts.mapped(c, 'e')})"
+        return concepts.named(c, x)
     return x  # codes: unquoted numbers read as their digits
 
 
@@ -402,7 +406,7 @@ def _typed_normal(concepts: _Concepts, c: Concept, x: str, t: pa.DataType) -> st
     if c.kind == "enum":
         return concepts.mapped(c, x)
     if c.kind == "set":
-        return f"list_transform({x}, lambda e: {concepts.mapped(c, 'e')})"
+        return concepts.named(c, x)
     return x
 
 
