@@ -519,8 +519,9 @@ class Pipeline:
         self.intake_con, self.con = _connect(MEMORY_LIMIT), _connect(DECIDE_MEMORY)
         self.intake = intake_query(vocab, self.layout, "chunk", as_of)
         self.con.register("rule_info", _rule_info(program))
-        self.con.register("node_info", _node_info(program))
-        types = enum_types(program)  # the output's columns of few values, as ENUMs (both uses below)
+        nodes = _node_info(program)
+        self.con.register("node_info", nodes)
+        types = enum_types(program, nodes)  # the output's columns of few values, as ENUMs (both uses below)
         for statement in _LOOKUPS + tuple(_enum_statements(types)):
             self.con.execute(statement)
         # on Spark the decision query runs there, a chunk at a time; the long layout stays here
@@ -727,18 +728,18 @@ _LOOKUPS = ("SET VARIABLE criterion_names = (SELECT MAP(COALESCE(list(id), []), 
             "FROM rule_info)")
 
 
-def enum_types(program: ir.Program) -> dict[str, list[str]]:
+def enum_types(program: ir.Program, nodes: pa.Table) -> dict[str, list[str]]:
     """Every value each output column of few values can take (from the program itself): the
     output writes them as ENUMs, which reach Arrow and Parquet as dictionaries, so a million
     patients' citations are not copied, hashed and counted as text six million times (measured:
     a second of a 1M-row run); the failing criteria's names and labels likewise, as lists of
-    ENUMs (their labels were 40% of the time the output of 1M rows took to reach Arrow)."""
+    ENUMs (their labels were 40% of the time the output of 1M rows took to reach Arrow), from
+    `nodes`, the program's `_node_info`."""
     rules = [r for p in program.policies for r in p.rules]
     values = {"payer": [p.id for p in program.current], "version": [p.id for p in program.policies],
               "decision": [*DECISIONS, "not_addressed"], "rule": [r.name for r in rules],
               "subkind": [r.outcome.subkind for r in rules], "prior_auth": [r.outcome.prior_auth for r in rules],
               "rule_label": [r.label for r in rules] + [NO_RULE], "citation": [str(r.cite) for r in rules]}
-    nodes = _node_info(program)  # the failing criteria's names and labels: lists of them, as dictionaries
     values.update(failing=nodes.column("name").to_pylist(), failing_labels=nodes.column("label").to_pylist())
     return {k: list(dict.fromkeys(v for v in vs if v is not None)) for k, vs in values.items()}
 
@@ -753,7 +754,7 @@ def _output_query(program: ir.Program, csv_cells: bool, decide: str | None, type
     unnested in payer order, so no sort is needed); for CSV, lists joined with '; ' and every text
     cell that a spreadsheet would run as a formula prefixed with a quote. The decisions come from
     `decide` over the stream `staged`, or with `decide` None from a registered table `decided`
-    (Spark's answer). `types`: `enum_types(program)`, created as `out_<column>` ENUMs."""
+    (Spark's answer). `types`: `enum_types`, created as `out_<column>` ENUMs."""
     if not program.current:
         return ("SELECT " + ", ".join(f"NULL::{'BIGINT' if n == 'row' else 'VARCHAR'} AS {n}" for n in OUTPUT)
                 + " WHERE FALSE")
