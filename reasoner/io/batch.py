@@ -522,7 +522,7 @@ class Pipeline:
         nodes = _node_info(program)
         self.con.register("node_info", nodes)
         types = enum_types(program, nodes)  # the output's columns of few values, as ENUMs (both uses below)
-        for statement in _LOOKUPS + tuple(_enum_statements(types)):
+        for statement in [_RULE_FACTS, *_enum_statements(types), *_criteria_statements(nodes, types, fmt != "csv")]:
             self.con.execute(statement)
         # on Spark the decision query runs there, a chunk at a time; the long layout stays here
         self.spark = None
@@ -719,13 +719,11 @@ def _by_version(program: ir.Program, policy: ir.Policy, what: str) -> str:
     return f"CASE {policy.id}__version " + " ".join(f"WHEN {literal(k)} THEN {e}" for k, e in pick.items()) + " END"
 
 
-# the long output's lookups, set once per connection: criterion id -> name and label, and
-# (version, rule) -> what the rule says (a lookup, not a join: a join may reorder rows)
-_LOOKUPS = ("SET VARIABLE criterion_names = (SELECT MAP(COALESCE(list(id), []), COALESCE(list(name), [])) FROM node_info)",
-            "SET VARIABLE criterion_labels = (SELECT MAP(COALESCE(list(id), []), COALESCE(list(label), [])) FROM node_info)",
-            "SET VARIABLE rule_facts = (SELECT MAP(COALESCE(list(payer || chr(31) || rule), []), COALESCE(list("
-            "{'subkind': subkind, 'prior_auth': prior_auth, 'rule_label': rule_label, 'citation': citation}), [])) "
-            "FROM rule_info)")
+# the long output's lookup of what a rule says, set once per connection: (version, rule) -> its
+# sub-kind, prior authorization, label and citation (a lookup, not a join: a join may reorder rows)
+_RULE_FACTS = ("SET VARIABLE rule_facts = (SELECT MAP(COALESCE(list(payer || chr(31) || rule), []), COALESCE(list("
+               "{'subkind': subkind, 'prior_auth': prior_auth, 'rule_label': rule_label, 'citation': citation}), [])) "
+               "FROM rule_info)")
 
 
 def enum_types(program: ir.Program, nodes: pa.Table) -> dict[str, list[str]]:
@@ -749,6 +747,23 @@ def _enum_statements(types: dict[str, list[str]]) -> list[str]:
             for name, values in types.items() if values]
 
 
+def _criteria_statements(nodes: pa.Table, types: dict[str, list[str]], typed: bool) -> list[str]:
+    """A failing criterion's id as an ENUM (`criterion`), and its name and label by the id's
+    position (`criterion_names`, `criterion_labels`, lists of the output's ENUMs when `typed`):
+    the output casts the ids to the ENUM (a hash each) and indexes the lists, where a MAP from id
+    to name was searched key by key (a tenth of the output query). Nothing for a program with no
+    criteria, whose failing lists are all empty."""
+    ids = nodes.column("id").to_pylist()
+    if not ids:
+        return []
+    out = [f"CREATE TYPE criterion AS ENUM ({', '.join(map(literal, ids))})"]
+    for variable, field, column in (("criterion_names", "name", "failing"), ("criterion_labels", "label", "failing_labels")):
+        values = ", ".join("NULL" if v is None else literal(v) for v in nodes.column(field).to_pylist())
+        of = f"out_{column}" if typed and types.get(column) else "VARCHAR"
+        out.append(f"SET VARIABLE {variable} = [{values}]::{of}[]")
+    return out
+
+
 def _output_query(program: ir.Program, csv_cells: bool, decide: str | None, types: dict[str, list[str]]) -> str:
     """One row per patient and payer, in input order then payer order (each patient's decisions
     unnested in payer order, so no sort is needed); for CSV, lists joined with '; ' and every text
@@ -763,8 +778,10 @@ def _output_query(program: ir.Program, csv_cells: bool, decide: str | None, type
         f"'decision': {_by_version(program, p, 'decision')}, 'failing': {_by_version(program, p, 'failing')}}}"
         for p in program.current)
     failing = "CASE WHEN x.failing = '' OR x.failing IS NULL THEN []::VARCHAR[] ELSE string_split(x.failing, ';') END"
-    names = f"list_transform({failing}, lambda f: map_extract_value(getvariable('criterion_names'), f))"
-    labels = f"list_transform({failing}, lambda f: map_extract_value(getvariable('criterion_labels'), f))"
+    names = labels = "[]::VARCHAR[]"  # a program with no criteria (`_criteria_statements`)
+    if types.get("failing"):
+        names = f"list_transform(CAST({failing} AS criterion[]), lambda f: getvariable('criterion_names')[enum_code(f) + 1])"
+        labels = f"list_transform(CAST({failing} AS criterion[]), lambda f: getvariable('criterion_labels')[enum_code(f) + 1])"
     if csv_cells:
         names, labels = f"array_to_string({names}, '; ')", f"array_to_string({labels}, '; ')"
     rule = "rf"  # what the deciding rule says, looked up once per row below (four lookups cost half the query)
