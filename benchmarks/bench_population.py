@@ -2,19 +2,21 @@
 
 Writes N realistic patients (drawn from the vocabulary by the diff search's Hypothesis strategies:
 2,000 distinct patients, repeated with new ids) as JSONL and as Parquet, then, each in a fresh
-process so peaks do not mix:
+process so peaks do not mix, `--repeat` times (3), alternating between the inputs so that a slower
+spell of a shared host falls on both, and reporting the median with the range:
 - DuckDB alone reads the file and aggregates a column (the floor any tool reading it pays);
 - `reasoner batch FILE --out decisions.parquet` decides it under every payer (validation, decision,
   long output with labels and citations), with its peak memory.
 Prints figures and writes `benchmarks/figures/bench_population.md` (copied into the README).
 
-Run: python benchmarks/bench_population.py [--rows 1000000] [--keep DIR]
+Run: python benchmarks/bench_population.py [--rows 1000000] [--repeat 3] [--keep DIR [--reuse]]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,29 +90,41 @@ def bare_read(path: Path) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each command, alternated between the inputs")
     ap.add_argument("--keep", type=Path, help="write the generated files here and keep them")
+    ap.add_argument("--reuse", action="store_true", help="use the files already in --keep (same --rows) instead of writing them")
     args = ap.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_population."))
     folder.mkdir(parents=True, exist_ok=True)
-    jsonl, parquet = write_files(folder, args.rows)
+    if args.reuse and args.keep and (folder / "members.jsonl").exists() and (folder / "members.parquet").exists():
+        jsonl, parquet = folder / "members.jsonl", folder / "members.parquet"
+    else:
+        jsonl, parquet = write_files(folder, args.rows)
     os.sync()  # the files just written reach the disk now, not while a run reads them back
-    rows = []
     from reasoner.language.load import load
 
     payers = len(load(ROOT / "policies").program.current)  # batch writes one row per current payer
-    for path in (parquet, jsonl):
-        read_s, read_mb = timed(bare_read(path))
-        out = folder / f"decisions_{path.suffix.lstrip('.')}.parquet"
-        run_s, run_mb = timed([sys.executable, "-m", "reasoner.cli", "batch", str(path), "--out", str(out)])
+    runs: dict[Path, dict[str, list]] = {p: {"read": [], "batch": [], "peak": []} for p in (parquet, jsonl)}
+    for _ in range(args.repeat):  # alternated, so a slower spell of a shared host falls on both inputs
+        for path in (parquet, jsonl):
+            read_s, _ = timed(bare_read(path))
+            out = folder / f"decisions_{path.suffix.lstrip('.')}.parquet"
+            run_s, run_mb = timed([sys.executable, "-m", "reasoner.cli", "batch", str(path), "--out", str(out)])
+            for key, value in (("read", read_s), ("batch", run_s), ("peak", run_mb)):
+                runs[path][key].append(value)
+    rows = []
+    for path, measured in runs.items():
+        read_s, run_s, peak = statistics.median(measured["read"]), statistics.median(measured["batch"]), max(measured["peak"])
+        spread = f"{min(measured['batch']):.1f}–{max(measured['batch']):.1f}"
         size = path.stat().st_size / 1e6
         kind = path.suffix.lstrip(".").upper()
         print(f"{kind}: {args.rows:,} rows ({size:.0f} MB): DuckDB read {read_s:.1f} s; reasoner batch x {payers} payers "
-              f"{run_s:.1f} s ({run_s / read_s:.1f}x), peak {run_mb:.0f} MB")
-        rows.append([f"{kind}, {args.rows:,} members ({size:,.0f} MB)", f"{read_s:.1f} s", f"{run_s:.1f} s",
-                     f"{run_s / read_s:.1f}×", f"{args.rows / run_s:,.0f}", f"{run_mb:,.0f} MB"])
+              f"{run_s:.1f} s (runs {spread} s; {run_s / read_s:.1f}x), peak {peak:.0f} MB")
+        rows.append([f"{kind}, {args.rows:,} members ({size:,.0f} MB)", f"{read_s:.1f} s", f"{run_s:.1f} s ({spread})",
+                     f"{run_s / read_s:.1f}×", f"{args.rows / run_s:,.0f}", f"{peak:,.0f} MB"])
     figures.write("bench_population", figures.table(
-        ["input", "DuckDB's own read", f"`reasoner batch` × {payers} payers, end to end", "ratio", "members/s",
-         "peak memory (batch)"], rows))
+        ["input", "DuckDB's own read", f"`reasoner batch` × {payers} payers, end to end: median (range) of "
+         f"{args.repeat} runs", "ratio", "members/s", "peak memory (batch, highest)"], rows))
 
 
 if __name__ == "__main__":
