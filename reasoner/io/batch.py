@@ -679,15 +679,17 @@ class _Staged:
         texts = self.feed.texts(unsure) if unsure else {}
         sources = self.feed.sources(unsure) if unsure else {}  # asked before `settle` lets their chunks go
         doubtful = sorted([(line, _json(texts[line])) for line in unsure] + self.feed.settle(upto), key=lambda r: r[0])
-        found: list[Problem] = []
-        rescued = self.pipeline.fallback(doubtful, self.where, found, sources)
-        _account(self.report, found, len(doubtful) - rescued.num_rows)
-        self.problems.extend(found)
-        if found and self.on_error == "reject":
-            raise PatientError(found)
-        self.report.decided += accepted.num_rows + rescued.num_rows
-        if rescued.num_rows:
-            accepted = pa.concat_tables([accepted, rescued]).sort_by("pid")
+        self.report.decided += accepted.num_rows
+        if doubtful:  # rare; building even an empty table of every layout column took a millisecond a batch
+            found: list[Problem] = []
+            rescued = self.pipeline.fallback(doubtful, self.where, found, sources)
+            _account(self.report, found, len(doubtful) - rescued.num_rows)
+            self.problems.extend(found)
+            if found and self.on_error == "reject":
+                raise PatientError(found)
+            self.report.decided += rescued.num_rows
+            if rescued.num_rows:
+                accepted = pa.concat_tables([accepted, rescued]).sort_by("pid")
         yield from accepted.to_batches()
 
 
