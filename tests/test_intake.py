@@ -127,6 +127,11 @@ def test_mutated_patients_are_never_accepted_when_validate_refuses_them():
     '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "request_date": 20240101}',
     '{"service": "implant", "indications": ["nonmalignant_pain"]}',
     '{"service": "implant", "indications": [], "line_of_business": "commercial"}',
+    # a set of named values: an item given twice among others, an item that is no name, an item not text
+    '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", '
+    '"pain_sites": ["back", "neck", "back"]}',
+    '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "pain_sites": ["back", "Back"]}',
+    '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "pain_sites": ["back", 1]}',
     '[1, 2]', 'null', '{"service": "implant"', '{"age": 1' + '0' * 5000 + '}', '[' * 5000 + ']' * 5000,
 ])
 def test_rows_validate_refuses_are_not_accepted(text):
@@ -218,6 +223,7 @@ def test_typed_rows_that_validate_refuses_are_not_accepted():
     rows = [dict(base, age=200), dict(base, age=-1), dict(base, ashworth_score=float("nan")), dict(base, service="pump"),
             dict(base, indications=[]), dict(base, line_of_business=None), dict(base, diagnoses=["G90.5ZZZZ"]),
             dict(base, procedure_codes=["6235"]), dict(base, pain_sites=["back", "back"]), dict(base, pain_sites=[None]),
+            dict(base, pain_sites=["back", "neck", "back"]), dict(base, pain_sites=["back", None]), dict(base, pain_sites=["bak"]),
             dict(base, medications={"baclofen": {"outcome": "gone", "weeks": 3.0}})]
     typed, by_json, texts = _typed(rows)
     assert not any(t["ok"] for t in typed)

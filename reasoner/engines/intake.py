@@ -93,7 +93,12 @@ class _Concepts:
                 f"(CASE {by_prefix} ELSE {fallback} END) END")
 
     def named(self, c: Concept, x: str) -> str:
-        """A set's items (the list `x`) as domain values, NULL for each item that names none."""
+        """A set's items (the list `x`) as domain values: a set of codes mapped item by item (NULL
+        for an item that names no value); a set of named values as it is, since `check` accepts
+        it only when every item is one of the names (mapping each item cost a quarter of the
+        typed intake query, and the names are what it would have mapped them to)."""
+        if not self.coded(c):
+            return x
         return f"list_transform({x}, lambda e: {self.mapped(c, 'e')})"
 
     def normal(self, c: Concept, t: str, x: str) -> str:
@@ -121,9 +126,15 @@ class _Concepts:
         if kind in ("boolean", "date", "enum"):
             return f"({n} IS NOT NULL)"
         readable = f"list_count({n}) = len({n})"
+        distinct = f"len(list_distinct({x})) = len({x})"  # as written: two codes of one value are fine
         if kind == "codes":
             readable += f" AND list_bool_and(list_transform({n}, lambda e: regexp_full_match(e, {_pattern(CPT_HCPCS)})))"
-        distinct = f"len(list_distinct({x})) = len({x})"  # as written: two codes of one value are fine
+        elif not self.coded(c):  # items as they are (`named`): each one of the names, none twice
+            names = self.vocab.domains[c.domain]
+            readable += f" AND list_bool_and(list_transform({n}, lambda e: e IN ({', '.join(map(literal, names))})))"
+            # items that are names are distinct when as many names are in the list as it has items
+            # (list_distinct, a hash table per row, cost as much as everything else a set needs)
+            distinct = "(" + " + ".join(f"list_contains({n}, {literal(m)})::INTEGER" for m in names) + f") = len({n})"
         return f"({n} IS NOT NULL AND (len({n}) = 0 OR COALESCE({readable} AND {distinct}, FALSE)))"
 
     def values(self, c: Concept, n: str, members: list[str | None]) -> list[str]:
