@@ -245,8 +245,9 @@ def _record_checks(concepts: _Concepts, vocab: Vocabulary, name: str, names: dic
 def _laid_out(concepts: _Concepts, layout: Layout, names: dict[str, str], as_of: dt.date | None = None) -> list[str]:
     """The layout's columns from each concept's value as read (`names`). They mean something only
     for a row that is ok: the batch keeps no other row, so they are not masked per row (masking
-    every column with CASE WHEN ok cost a fifteenth of the typed intake query). With `as_of`, a request with no date is dated then (`batch --as-of`: as `check --as-of` does,
-    an ok row's date is absent or valid, so only an absent one is filled)."""
+    every column with CASE WHEN ok cost a fifteenth of the typed intake query). With `as_of`, a
+    request with no date is dated then (`batch --as-of`: as `check --as-of` does, an ok row's
+    date is absent or valid, so only an absent one is filled)."""
     members: dict[str, list] = {}
     for col in layout.columns:
         members.setdefault(col.concept, []).append((col.name, col.member))
