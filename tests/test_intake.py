@@ -139,6 +139,22 @@ def test_rows_validate_refuses_are_not_accepted(text):
     assert not _stage([text])[0]["ok"]
 
 
+def test_records_with_nulls_and_empty_entries_are_read_as_validate_reads_them():
+    """A record's keys are counted against what its transform found; nulls, empty entries and
+    unknown keys make the counts differ, and the keys are then compared by name: such a record is
+    accepted exactly when validate accepts it, with the same facts."""
+    base = '"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"'
+    records = ['{"nsaid": {"outcome": "failed", "weeks": null}}', '{"nsaid": null, "baclofen": {"outcome": "failed"}}',
+               '{"nsaid": {}}', '{}', '{"bogus": null}', '{"nsaid": {"outcome": "failed", "bogus": 1}}',
+               '{"nsaid": "failed"}', '{"nsaid": [{"outcome": "failed"}]}', '{"nsaid": null, "nsaid": {"outcome": "failed"}}',
+               '{"nsaid": {"outcome": "failed"}, "baclofen": {"outcome": "failed", "outcome": "worked"}}']
+    texts = ['{' + base + ', "medications": ' + r + '}' for r in records]
+    texts.append('{' + base + ', "substance_use_disorders": {"opioid": {"status": "active", "in_treatment": null}}}')
+    staged = _stage(texts)
+    assert [s["ok"] for s in staged] == [_verdict(t) is not None for t in texts] == [True] * 4 + [False] * 6 + [True]
+    assert _assert_sound(texts) == 5
+
+
 def test_keys_written_with_escapes_are_read_as_validate_reads_them():
     base = '"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"'
     texts = ['{' + base + ', "\\u0061ge": 40}', '{' + base + ', "medications": {"ns\\u0061id": {"outcome": "failed"}}}',

@@ -33,7 +33,6 @@ import pyarrow as pa
 from reasoner.engines.sql import DOCUMENTED, Layout, literal
 from reasoner.language.vocab import CODE_SYSTEMS, CPT_HCPCS, Concept, Vocabulary
 
-NUMBER_TYPES = "('UBIGINT', 'BIGINT', 'DOUBLE')"
 REQUEST = ("service", "indications", "line_of_business")
 
 
@@ -41,11 +40,6 @@ def _pattern(regex: re.Pattern) -> str:
     """A Python code pattern as an RE2 full-match pattern (anchors dropped: regexp_full_match
     anchors at both ends, and stricter than Python's `$`, which also matches before a newline)."""
     return literal(regex.pattern.removeprefix("^").removesuffix("$"))
-
-
-def _absent(t: str) -> str:
-    """A field whose JSON type is `t` is absent, or null (which, like absence, documents nothing)."""
-    return f"({t} IS NULL OR {t} = 'NULL')"
 
 
 def _date_text(x: str) -> str:
@@ -64,13 +58,9 @@ SQL_TYPES = {"boolean": "BOOLEAN", "number": "DOUBLE", "date": "VARCHAR", "enum"
 
 
 class _Concepts:
-    """Per concept: its value as read (`normal`), whether that value is certainly what validate
-    accepts (`check`), and the layout columns it fills (`values`).
-
-    `normal` reads a value typed by a transform (non-strictly: a string where a number is asked
-    becomes a number, which is why each value is used only where its JSON type `t` is the right
-    one): records are read so, from their own text. A row's other fields are read from their
-    JSON text by `_raw_normal`, a typed Parquet column's by `_typed_normal`."""
+    """Per concept: whether its value as read is certainly what validate accepts (`check`), and
+    the layout columns it fills (`values`); values are read from their JSON text by
+    `_raw_normal` (a row's fields and a record's), from a typed Parquet column by `_typed_normal`."""
 
     def __init__(self, vocab: Vocabulary):
         self.vocab = vocab
@@ -100,22 +90,6 @@ class _Concepts:
         if not self.coded(c):
             return x
         return f"list_transform({x}, lambda e: {self.mapped(c, 'e')})"
-
-    def normal(self, c: Concept, t: str, x: str) -> str:
-        """The value read (`x`, from the transform) where its JSON type `t` is right, else NULL;
-        sets: a list with NULL for each item that names no value."""
-        kind = c.kind
-        if kind == "boolean":
-            return f"CASE WHEN {t} = 'BOOLEAN' THEN {x} END"
-        if kind == "number":
-            return f"CASE WHEN {t} IN {NUMBER_TYPES} THEN {x} END"
-        if kind == "date":
-            return f"CASE WHEN {t} = 'VARCHAR' THEN {_date_text(x)} END"
-        if kind == "enum":
-            return f"CASE WHEN {t} = 'VARCHAR' THEN {self.mapped(c, x)} END"
-        if kind == "set":  # an item that is not text reads as text no value is named by
-            return f"CASE WHEN {t} = 'ARRAY' THEN {self.named(c, x)} END"
-        return f"CASE WHEN {t} = 'ARRAY' THEN {x} END"  # codes: unquoted numbers read as their digits
 
     def check(self, c: Concept, x: str, n: str) -> str:
         """True when the value read (`n`; `x` as transformed) is certainly what validate accepts."""
@@ -151,16 +125,6 @@ def _path(*parts: str) -> str:
     return "$." + ".".join(f'"{p}"' for p in parts)
 
 
-def _keys_ok(t: str, keys: str, allowed: list[str]) -> str:
-    """An object (JSON type `t`, keys `keys`) with only the allowed keys (the JSON types of their
-    paths: `allowed`), none given twice (Python's reader refuses duplicates). Counted, not
-    compared: each allowed key found by its path is one of the object's keys, so the object has as
-    many keys as allowed keys found only when it has no other key and none twice. (Comparing the
-    key lists, with list_has_all and list_distinct, was half the cost of checking a JSON row.)"""
-    found = " + ".join(f"({a} IS NOT NULL)::INTEGER" for a in allowed) or "0"
-    return f"({t} = 'OBJECT' AND len({keys}) = {found})"
-
-
 def _raw_leaf(c: Concept) -> str | list[str]:
     """How the row's transform reads a field: a set as a list of text (NULL when it is not a list),
     any other value as its JSON text, whose first character says its JSON type."""
@@ -169,17 +133,10 @@ def _raw_leaf(c: Concept) -> str | list[str]:
 
 def _row_spec(vocab: Vocabulary) -> str:
     """The json_transform structure of a row: its fields as `_raw_leaf` reads them, and each
-    record as its JSON text (read by `_record_spec`)."""
+    record as its JSON text (read by `_record_checks`)."""
     spec: dict = {name: _raw_leaf(c) for name, c in vocab.plain().items()}
     spec.update({name: "JSON" for name in vocab.records}, id="JSON", description="JSON")
     return json.dumps(spec)
-
-
-def _record_spec(vocab: Vocabulary, name: str) -> str:
-    """The json_transform structure of a record's text: every entry's fields typed as their kind."""
-    record = vocab.records[name]
-    return json.dumps({key: {f: SQL_TYPES[vocab.concepts[record.concept(key, f)].kind] for f in record.fields}
-                       for key in vocab.domains[record.key_domain]})
 
 
 def _unquoted(x: str) -> str:
@@ -213,33 +170,45 @@ def _raw_normal(concepts: _Concepts, c: Concept, x: str, u: str) -> str:
     return x  # codes: unquoted numbers read as their digits
 
 
+def _names_ok(keys: str, allowed: list[str]) -> str:
+    """An object's keys (the list `keys`) are allowed ones, none given twice."""
+    return f"(list_has_all([{', '.join(map(literal, allowed))}], {keys}) AND len(list_distinct({keys})) = len({keys}))"
+
+
 def _record_checks(concepts: _Concepts, vocab: Vocabulary, name: str, names: dict, normal: dict, checks: list) -> str:
-    """A record read from its own JSON text (`r_<name>`, small beside the row): one json_type over
-    every entry's and field's path gives their JSON types (`NULL` for a null, which documents
-    nothing), one json_keys their keys, one json_transform their values. Fills `normal` (concept
-    -> SQL of its value) and `checks`; returns the SELECT items that read the text."""
+    """A record read from its own JSON text (`r_<name>`, small beside the row) as the row is read:
+    one json_transform gives every entry's fields as JSON text (read by `_raw_normal`), one
+    json_type the JSON types of its entries (`$.*`, each an object or null) and one those of
+    their fields (`$.*.*`). Keys are counted against the entries and fields the transform found,
+    as the row's are: the counts add up only when no key is unknown, given twice or null. When
+    they do not, the keys are compared by name (json_keys), for those records only. Fills
+    `normal` (concept -> SQL of its value) and `checks`; returns the SELECT items that read the
+    text. (Reading the types of every entry's and field's path, and their keys, cost two fifths
+    of checking a JSON row.)"""
     record, r = vocab.records[name], f"r_{name}"
-    keys = list(vocab.domains[record.key_domain])
-    paths, where = ["$"], {}
-    for key in keys:
-        paths.append(_path(key))
-        where[key] = f"{r}_t[{len(paths)}]"
-        for f in record.fields:
-            paths.append(_path(key, f))
-            where[(key, f)] = f"{r}_t[{len(paths)}]"
-    checks.append(f"({r} IS NULL OR {_keys_ok(f'{r}_t[1]', f'{r}_k[1]', [where[k] for k in keys])})")
-    for i, key in enumerate(keys, 2):
-        fields = [where[(key, f)] for f in record.fields]
-        checks.append(f"({_absent(where[key])} OR {_keys_ok(where[key], f'{r}_k[{i}]', fields)})")
-        for f in record.fields:
-            n = record.concept(key, f)
-            c, t, x = vocab.concepts[n], where[(key, f)], f'{r}_s."{key}"."{f}"'
-            normal[n] = concepts.normal(c, t, x)
-            checks.append(f"({_absent(t)} OR {concepts.check(c, x, names[n])})")
-    key_paths = ", ".join(map(literal, ["$"] + [_path(k) for k in keys]))
-    return (f"CASE WHEN {r} IS NOT NULL THEN json_type({r}, [{', '.join(map(literal, paths))}]) END AS {r}_t, "
-            f"CASE WHEN {r} IS NOT NULL THEN json_keys({r}, [{key_paths}]) END AS {r}_k, "
-            f"CASE WHEN {r} IS NOT NULL THEN json_transform({r}, {literal(_record_spec(vocab, name))}) END AS {r}_s")
+    keys, fields = list(vocab.domains[record.key_domain]), list(record.fields)
+    spec = {key: {f: _raw_leaf(vocab.concepts[record.concept(key, f)]) for f in fields} for key in keys}
+    leaf = {(key, f): f'{r}_s."{key}"."{f}"' for key in keys for f in fields}
+    text = {k: (x if isinstance(spec[k[0]][k[1]], list) else f"CAST({x} AS VARCHAR)") for k, x in leaf.items()}
+    for (key, f), x in text.items():
+        n = record.concept(key, f)
+        c = vocab.concepts[n]
+        unquoted = _unquoted(x) if c.kind == "enum" and concepts.coded(c) else "NULL"
+        normal[n] = _raw_normal(concepts, c, x, unquoted)
+        checks.append(f"({x} IS NULL OR {concepts.check(c, x, names[n])})")
+    entries = " + ".join(f'({r}_s."{key}" IS NOT NULL)::INTEGER' for key in keys)
+    found = " + ".join(f"({x} IS NOT NULL)::INTEGER" for x in leaf.values())
+    entry_keys = f"json_keys({r}, [{', '.join(literal(_path(key)) for key in keys)}])"
+    # CASE, not OR: a projection evaluates both sides of an OR for every row, json_keys included
+    checks.append(
+        f"({r} IS NULL OR (starts_with({r}, '{{') "
+        f"AND len(list_filter({r}_e, lambda t: t NOT IN ('OBJECT', 'NULL'))) = 0 "
+        f"AND CASE WHEN len({r}_e) = {entries} THEN TRUE ELSE {_names_ok(f'json_keys({r})', keys)} END "
+        f"AND CASE WHEN len({r}_f) = {found} THEN TRUE ELSE list_bool_and(list_transform({entry_keys}, "
+        f"lambda ks: ks IS NULL OR {_names_ok('ks', fields)})) END))")
+    return (f"CASE WHEN {r} IS NOT NULL THEN json_transform({r}, {literal(json.dumps(spec))}) END AS {r}_s, "
+            f"CASE WHEN {r} IS NOT NULL THEN json_type({r}, '$.*') END AS {r}_e, "
+            f"CASE WHEN {r} IS NOT NULL THEN json_type({r}, '$.*.*') END AS {r}_f")
 
 
 def _laid_out(concepts: _Concepts, layout: Layout, names: dict[str, str], as_of: dt.date | None = None) -> list[str]:
@@ -268,8 +237,9 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
     A row is parsed twice in the usual case: one json_transform reads every field as its JSON
     text (a set as a list), one json_type over `$.*` gives the JSON types of its keys. A key is
     allowed when it is a field the transform found (a set that is not a list is not found) or a
-    field whose value is null; counting them against the keys, as `_keys_ok` does, finds unknown
-    keys and keys given twice, and a row with a null is also checked for duplicates by name. A
+    field whose value is null; counting them against the keys finds unknown keys and keys given
+    twice (each allowed key found is one of the row's keys, so the counts agree only when there is
+    no other key and none twice), and a row with a null is also checked for duplicates by name. A
     record is read from its own text (`_record_checks`). Malformed JSON makes the transform NULL
     (TRY), and such a row goes to validate."""
     concepts = _Concepts(vocab)
