@@ -257,8 +257,8 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
     found = " + ".join(f"({field[n]} IS NOT NULL)::INTEGER" for n in top)
     nulls = "list_where(k, list_transform(kt, lambda e: e = 'NULL'))"
     allowed = "[" + ", ".join(map(literal, top)) + "]"
-    keys_ok = (f"(len(kt) = {found} + len(nk) AND (len(nk) = 0 OR "
-               f"(list_has_all({allowed}, nk) AND len(list_distinct(k)) = len(k))))")
+    keys_ok = (f"(len(kt) = {found} + len(nk) AND CASE WHEN len(nk) = 0 THEN TRUE ELSE "  # CASE: an OR evaluates both sides
+               f"(list_has_all({allowed}, nk) AND len(list_distinct(k)) = len(k)) END)")
     ok = " AND ".join([keys_ok, *_requested(vocab, names), *checks])
     columns = _laid_out(concepts, layout, names, as_of)
     # a surrogate escape (\ud800) is valid JSON but not valid text: validate() explains it
