@@ -18,6 +18,7 @@ from reasoner.errors import InputError
 from reasoner.io.batch import _as_json, _json
 from reasoner.io.patient import nested, validate
 from reasoner.language.load import load
+from reasoner.language.vocab import load_vocabulary
 from reasoner.search.strategies import patients
 
 from conftest import ROOT
@@ -153,6 +154,37 @@ def test_records_with_nulls_and_empty_entries_are_read_as_validate_reads_them():
     staged = _stage(texts)
     assert [s["ok"] for s in staged] == [_verdict(t) is not None for t in texts] == [True] * 4 + [False] * 6 + [True]
     assert _assert_sound(texts) == 5
+
+
+def test_a_record_field_that_is_a_set_is_refused_when_not_given_as_a_list(tmp_path):
+    """A set in a record is found by the transform only as a list: given a string or a number, it
+    is neither found nor null, and the record goes to validate (a vocabulary may give a record a
+    set field; the bundled one does not)."""
+    vocab_text = (ROOT / "policies" / "vocabulary.vocab").read_text(encoding="utf-8")
+    course = '  weeks: number weeks [0 .. 1040] "length of the course"\n'
+    assert course in vocab_text
+    (tmp_path / "vocabulary.vocab").write_text(
+        vocab_text.replace(course, course + '  sites: set of body_region_kind "where it was given"\n'), encoding="utf-8")
+    vocab = load_vocabulary(tmp_path / "vocabulary.vocab", [ROOT / "policies" / "drugs.vocab"])
+    table = layout(LOADED.program, vocab)
+    base = '"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"'
+    texts = ['{' + base + ', "medications": {"nsaid": {"outcome": "failed", "sites": ' + sites + '}}}'
+             for sites in ('"back"', "5", '{"back": true}', '["back"]', "null", "[]")]
+    CON.register("chunk", pa.table({"line": pa.array(range(1, len(texts) + 1), pa.int64()), "j": pa.array(texts)}))
+    try:
+        staged = CON.sql(intake_query(vocab, table, "chunk")).to_arrow_table().to_pylist()
+    finally:
+        CON.unregister("chunk")
+    verdicts = []
+    for text in texts:
+        try:
+            verdicts.append(validate(_json(text), vocab, "row"))
+        except InputError:
+            verdicts.append(None)
+    assert [s["ok"] for s in staged] == [v is not None for v in verdicts] == [False] * 3 + [True] * 3
+    for s, patient in zip(staged[3:], verdicts[3:]):
+        expected = dict(zip((c.name for c in table.columns), table.row(patient.facts, vocab)))
+        assert {c.name: s[c.name] for c in table.columns} == expected
 
 
 def test_keys_written_with_escapes_are_read_as_validate_reads_them():

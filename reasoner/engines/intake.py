@@ -181,7 +181,8 @@ def _record_checks(concepts: _Concepts, vocab: Vocabulary, name: str, names: dic
     json_type the JSON types of its entries (`$.*`, each an object or null) and one those of
     their fields (`$.*.*`). Keys are counted against the entries and fields the transform found,
     as the row's are: the counts add up only when no key is unknown, given twice or null. When
-    they do not, the keys are compared by name (json_keys), for those records only. Fills
+    they do not, the keys are compared by name (json_keys), for those records only, and every
+    field must then be found or null (a set given other than as a list is neither). Fills
     `normal` (concept -> SQL of its value) and `checks`; returns the SELECT items that read the
     text. (Reading the types of every entry's and field's path, and their keys, cost two fifths
     of checking a JSON row.)"""
@@ -199,13 +200,16 @@ def _record_checks(concepts: _Concepts, vocab: Vocabulary, name: str, names: dic
     entries = " + ".join(f'({r}_s."{key}" IS NOT NULL)::INTEGER' for key in keys)
     found = " + ".join(f"({x} IS NOT NULL)::INTEGER" for x in leaf.values())
     entry_keys = f"json_keys({r}, [{', '.join(literal(_path(key)) for key in keys)}])"
-    # CASE, not OR: a projection evaluates both sides of an OR for every row, json_keys included
+    null_fields = f"len(list_filter({r}_f, lambda t: t = 'NULL'))"
+    # CASE, not OR: a projection evaluates both sides of an OR for every row, json_keys included.
+    # When the fields do not add up, each must be found or null (a set given a string is neither)
+    # and the names must be allowed ones, none twice.
     checks.append(
         f"({r} IS NULL OR (starts_with({r}, '{{') "
         f"AND len(list_filter({r}_e, lambda t: t NOT IN ('OBJECT', 'NULL'))) = 0 "
         f"AND CASE WHEN len({r}_e) = {entries} THEN TRUE ELSE {_names_ok(f'json_keys({r})', keys)} END "
-        f"AND CASE WHEN len({r}_f) = {found} THEN TRUE ELSE list_bool_and(list_transform({entry_keys}, "
-        f"lambda ks: ks IS NULL OR {_names_ok('ks', fields)})) END))")
+        f"AND CASE WHEN len({r}_f) = {found} THEN TRUE ELSE len({r}_f) = {found} + {null_fields} "
+        f"AND list_bool_and(list_transform({entry_keys}, lambda ks: ks IS NULL OR {_names_ok('ks', fields)})) END))")
     return (f"CASE WHEN {r} IS NOT NULL THEN json_transform({r}, {literal(json.dumps(spec))}) END AS {r}_s, "
             f"CASE WHEN {r} IS NOT NULL THEN json_type({r}, '$.*') END AS {r}_e, "
             f"CASE WHEN {r} IS NOT NULL THEN json_type({r}, '$.*.*') END AS {r}_f")
