@@ -131,6 +131,12 @@ def _raw_leaf(c: Concept) -> str | list[str]:
     return ["VARCHAR"] if c.kind in ("set", "codes") else "JSON"
 
 
+def _leaf_text(c: Concept, x: str) -> str:
+    """A field as the transform read it (`_raw_leaf`), as `_raw_normal` reads it: a set's list as
+    it is, any other value's JSON text as text (compared as JSON, the text would be parsed)."""
+    return x if c.kind in ("set", "codes") else f"CAST({x} AS VARCHAR)"
+
+
 def _row_spec(vocab: Vocabulary) -> str:
     """The json_transform structure of a row: its fields as `_raw_leaf` reads them, and each
     record as its JSON text (read by `_record_checks`)."""
@@ -190,10 +196,10 @@ def _record_checks(concepts: _Concepts, vocab: Vocabulary, name: str, names: dic
     keys, fields = list(vocab.domains[record.key_domain]), list(record.fields)
     spec = {key: {f: _raw_leaf(vocab.concepts[record.concept(key, f)]) for f in fields} for key in keys}
     leaf = {(key, f): f'{r}_s."{key}"."{f}"' for key in keys for f in fields}
-    text = {k: (x if isinstance(spec[k[0]][k[1]], list) else f"CAST({x} AS VARCHAR)") for k, x in leaf.items()}
-    for (key, f), x in text.items():
+    for (key, f), read in leaf.items():
         n = record.concept(key, f)
         c = vocab.concepts[n]
+        x = _leaf_text(c, read)
         unquoted = _unquoted(x) if c.kind == "enum" and concepts.coded(c) else "NULL"
         normal[n] = _raw_normal(concepts, c, x, unquoted)
         checks.append(f"({x} IS NULL OR {concepts.check(c, x, names[n])})")
@@ -250,8 +256,9 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
     plain = vocab.plain()
     names = {name: f"f{i}" for i, name in enumerate(vocab.concepts)}
     top = list(plain) + list(vocab.records) + ["id", "description"]
-    field = {n: f's."{n}"' if n in vocab.records or (n in plain and plain[n].kind in ("set", "codes"))
-             else f'CAST(s."{n}" AS VARCHAR)' for n in top}  # JSON text as text: a cast of JSON would read the JSON
+    field = {n: _leaf_text(c, f's."{n}"') for n, c in plain.items()}
+    field.update({n: f's."{n}"' for n in vocab.records})  # a record's JSON text, read by `_record_checks`
+    field.update({n: f'CAST(s."{n}" AS VARCHAR)' for n in ("id", "description")})
     unquoted = {n: f"u{i}" for i, n in enumerate(top) if n == "id" or (
         n in plain and plain[n].kind == "enum" and concepts.coded(plain[n]))}
     normal = {n: _raw_normal(concepts, c, field[n], unquoted.get(n, "NULL")) for n, c in plain.items()}
