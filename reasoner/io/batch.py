@@ -520,7 +520,6 @@ class Pipeline:
         self.intake = intake_query(vocab, self.layout, "chunk", as_of)
         self.con.register("rule_info", _rule_info(program))
         nodes = _node_info(program)
-        self.con.register("node_info", nodes)
         types = enum_types(program, nodes)  # the output's columns of few values, as ENUMs (both uses below)
         for statement in [_RULE_FACTS, *_enum_statements(types), *_criteria_statements(nodes, types, fmt != "csv")]:
             self.con.execute(statement)
