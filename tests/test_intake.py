@@ -133,6 +133,15 @@ def test_mutated_patients_are_never_accepted_when_validate_refuses_them():
     '"pain_sites": ["back", "neck", "back"]}',
     '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "pain_sites": ["back", "Back"]}',
     '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", "pain_sites": ["back", 1]}',
+    # read typed, caught by the census of JSON types: a boolean given a number or a string, a
+    # record or an entry given something other than an object, an unknown key whose value is empty
+    *['{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial", ' + more + '}'
+      for more in ['"pain_disabling": 1', '"pain_disabling": "true"', '"pain_disabling": 0.0', '"pain_disabling": 1, "age": true',
+                   '"substance_use_disorders": {"opioid": {"status": "active", "in_treatment": 0}}',
+                   '"medications": "none"', '"medications": []', '"medications": 5', '"medications": {"nsaid": []}',
+                   '"medications": {"nsaid": {"outcome": "failed"}, "baclofen": true}',
+                   '"bogus": {}', '"bogus": []', '"bogus": ' + '[' * 5000 + ']' * 5000, '"age": null, "age": null',
+                   '"pain_severity": 5', '"pain_severity": true', '"pain_severity": ["severe"]', '"description": 5', '"id": 7']],
     '[1, 2]', 'null', '{"service": "implant"', '{"age": 1' + '0' * 5000 + '}', '[' * 5000 + ']' * 5000,
 ])
 def test_rows_validate_refuses_are_not_accepted(text):
@@ -156,6 +165,26 @@ def test_records_with_nulls_and_empty_entries_are_read_as_validate_reads_them():
     assert _assert_sound(texts) == 5
 
 
+def _staged_with(vocab, table, texts: list[str]) -> tuple[list[dict], list]:
+    """The intake query's rows for another vocabulary, and validate's verdict on each text."""
+    CON.register("chunk", pa.table({"line": pa.array(range(1, len(texts) + 1), pa.int64()), "j": pa.array(texts)}))
+    try:
+        staged = CON.sql(intake_query(vocab, table, "chunk")).to_arrow_table().to_pylist()
+    finally:
+        CON.unregister("chunk")
+    verdicts = []
+    for text in texts:
+        try:
+            verdicts.append(validate(_json(text), vocab, "row"))
+        except InputError:
+            verdicts.append(None)
+    for s, patient in zip(staged, verdicts):
+        if s["ok"] and patient is not None:
+            expected = dict(zip((c.name for c in table.columns), table.row(patient.facts, vocab)))
+            assert {c.name: s[c.name] for c in table.columns} == expected
+    return staged, verdicts
+
+
 def test_a_record_field_that_is_a_set_is_refused_when_not_given_as_a_list(tmp_path):
     """A set in a record is found by the transform only as a list: given a string or a number, it
     is neither found nor null, and the record goes to validate (a vocabulary may give a record a
@@ -170,21 +199,25 @@ def test_a_record_field_that_is_a_set_is_refused_when_not_given_as_a_list(tmp_pa
     base = '"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"'
     texts = ['{' + base + ', "medications": {"nsaid": {"outcome": "failed", "sites": ' + sites + '}}}'
              for sites in ('"back"', "5", '{"back": true}', '["back"]', "null", "[]")]
-    CON.register("chunk", pa.table({"line": pa.array(range(1, len(texts) + 1), pa.int64()), "j": pa.array(texts)}))
-    try:
-        staged = CON.sql(intake_query(vocab, table, "chunk")).to_arrow_table().to_pylist()
-    finally:
-        CON.unregister("chunk")
-    verdicts = []
-    for text in texts:
-        try:
-            verdicts.append(validate(_json(text), vocab, "row"))
-        except InputError:
-            verdicts.append(None)
+    staged, verdicts = _staged_with(vocab, table, texts)
     assert [s["ok"] for s in staged] == [v is not None for v in verdicts] == [False] * 3 + [True] * 3
-    for s, patient in zip(staged[3:], verdicts[3:]):
-        expected = dict(zip((c.name for c in table.columns), table.row(patient.facts, vocab)))
-        assert {c.name: s[c.name] for c in table.columns} == expected
+
+
+def test_a_named_value_spelled_like_a_json_literal_is_read_only_from_a_string(tmp_path):
+    """A named value is read as text, which any JSON value has; only a string's text can be a name
+    such as `mild`. A vocabulary may name a value `true` or `nan`, the text DuckDB writes for the
+    literal true or NaN: such a domain's values are then read from their JSON text, quotes and all."""
+    vocab_text = (ROOT / "policies" / "vocabulary.vocab").read_text(encoding="utf-8")
+    value = '  mild      "mild"\n'
+    assert value in vocab_text
+    (tmp_path / "vocabulary.vocab").write_text(
+        vocab_text.replace(value, value + '  true "a value named true"\n  nan "a value named nan"\n'), encoding="utf-8")
+    vocab = load_vocabulary(tmp_path / "vocabulary.vocab", [ROOT / "policies" / "drugs.vocab"])
+    table = layout(LOADED.program, vocab)
+    base = '"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"'
+    texts = ['{' + base + ', "pain_severity": ' + v + '}' for v in ("true", "nan", "NaN", '"true"', '"nan"', '"mild"')]
+    staged, verdicts = _staged_with(vocab, table, texts)
+    assert [s["ok"] for s in staged] == [v is not None for v in verdicts] == [False] * 3 + [True] * 3
 
 
 def test_keys_written_with_escapes_are_read_as_validate_reads_them():

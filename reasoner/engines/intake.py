@@ -122,27 +122,49 @@ class _Concepts:
 
 
 def _path(*parts: str) -> str:
-    return "$." + ".".join(f'"{p}"' for p in parts)
+    return "$." + ".".join(f'"{p}"' for p in parts) if parts else "$"
 
 
-def _raw_leaf(c: Concept) -> str | list[str]:
-    """How the row's transform reads a field: a set as a list of text (NULL when it is not a list),
-    any other value as its JSON text, whose first character says its JSON type."""
-    return ["VARCHAR"] if c.kind in ("set", "codes") else "JSON"
+LITERALS = {"true", "false", "null", "nan", "inf", "infinity"}  # spellings DuckDB's JSON reads as non-strings
 
 
-def _leaf_text(c: Concept, x: str) -> str:
-    """A field as the transform read it (`_raw_leaf`), as `_raw_normal` reads it: a set's list as
-    it is, any other value's JSON text as text (compared as JSON, the text would be parsed)."""
-    return x if c.kind in ("set", "codes") else f"CAST({x} AS VARCHAR)"
+def _plain_name(name: str) -> bool:
+    """Whether a name could not be the text DuckDB writes for a JSON value that is not a string
+    (a number, true, false, null, NaN, Infinity, an array or an object)."""
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is not None and name.lower() not in LITERALS
 
 
-def _row_spec(vocab: Vocabulary) -> str:
-    """The json_transform structure of a row: its fields as `_raw_leaf` reads them, and each
-    record as its JSON text (read by `_record_checks`)."""
-    spec: dict = {name: _raw_leaf(c) for name, c in vocab.plain().items()}
-    spec.update({name: "JSON" for name in vocab.records}, id="JSON", description="JSON")
-    return json.dumps(spec)
+def _leaf(concepts: _Concepts, c: Concept) -> str | list[str]:
+    """How the row's transform reads a field. Where the type it is read as says what the JSON
+    was, it is read as that type: a set as a list of text (NULL when it is not a list), a date or
+    a named value as text (only a string's text can be a date or a name). A boolean is read as
+    BOOLEAN, which a number or a string "true" also gives: the row's census of JSON types
+    (`intake_query`) finds those. Any other value (a number, a named value of a vocabulary whose
+    names could be a number's text, a code, the id and description) as its JSON text, whose first
+    character says its JSON type."""
+    if c.kind in ("set", "codes"):
+        return ["VARCHAR"]
+    if c.kind == "boolean":
+        return "BOOLEAN"
+    if c.kind == "date" or (c.kind == "enum" and not concepts.coded(c)
+                            and all(map(_plain_name, concepts.vocab.domains[c.domain]))):
+        return "VARCHAR"
+    return "JSON"
+
+
+ARROW_LEAF = {"BOOLEAN": pa.bool_(), "VARCHAR": pa.string()}
+
+
+def _read(concepts: _Concepts, c: Concept, x: str, n: str, u: str = "NULL") -> tuple[str, str]:
+    """A field's value (SQL) and whether it is certainly what validate accepts (SQL over `n`, the
+    value's column), from the transform's leaf `x` (`_leaf`; `u`: its JSON text unquoted, for
+    an enum of codes): a typed leaf is read as a typed column is, JSON text by `_raw_normal`."""
+    leaf = _leaf(concepts, c)
+    if leaf == "JSON":
+        text = f"CAST({x} AS VARCHAR)"
+        return _raw_normal(concepts, c, text, u), f"({text} IS NULL OR {concepts.check(c, text, n)})"
+    t = ARROW_LEAF.get(leaf) if isinstance(leaf, str) else pa.list_(pa.string())
+    return _typed_normal(concepts, c, x, t), f"({x} IS NULL OR {_typed_check(concepts, c, x, n)})"
 
 
 def _unquoted(x: str) -> str:
@@ -153,72 +175,48 @@ def _unquoted(x: str) -> str:
 
 
 def _raw_normal(concepts: _Concepts, c: Concept, x: str, u: str) -> str:
-    """A field's value read from its JSON text `x` (a list, for sets; `u`: the text unquoted, for
-    an enum of codes), NULL where the JSON type is wrong: TRY_CAST reads only a JSON number as a
-    number, since a string's text keeps its quotes. A date or a named value is matched on its
-    text as the transform writes it back (escapes resolved), quotes included, so most strings
-    are never unquoted."""
+    """A field's value read from its JSON text `x` (`u`: the text unquoted, for an enum of codes),
+    NULL where the JSON type is wrong: TRY_CAST reads only a JSON number as a number, since a
+    string's text keeps its quotes. A named value is matched on its text as the transform writes
+    it back (escapes resolved), quotes included."""
     kind = c.kind
-    if kind == "boolean":
-        return f"CASE {x} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
     if kind == "number":
         return f"TRY_CAST({x} AS DOUBLE)"
-    if kind == "date":
-        return (f"CASE WHEN regexp_full_match({x}, '\"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}\"') "
-                f"THEN TRY_CAST({x}[2:-2] AS DATE) END")
     if kind == "enum" and not concepts.coded(c):
         quoted = ", ".join(literal(json.dumps(n)) for n in concepts.vocab.domains[c.domain])
         return f"CASE WHEN {x} IN ({quoted}) THEN {x}[2:-2] END"
     if kind == "enum":
         return concepts.mapped(c, u)
-    if kind == "set":  # an item that is not text reads as text no value is named by
-        return concepts.named(c, x)
-    return x  # codes: unquoted numbers read as their digits
+    raise ValueError(f"a {kind} is not read from its JSON text")  # `_leaf` reads it typed
 
 
-def _names_ok(keys: str, allowed: list[str]) -> str:
-    """An object's keys (the list `keys`) are allowed ones, none given twice."""
-    return f"(list_has_all([{', '.join(map(literal, allowed))}], {keys}) AND len(list_distinct({keys})) = len({keys}))"
+def _names_ok(keys: str, allowed: str) -> str:
+    """An object's keys (the list `keys`) are allowed ones (the list `allowed`), none given twice."""
+    return f"(list_has_all({allowed}, {keys}) AND len(list_distinct({keys})) = len({keys}))"
 
 
-def _record_checks(concepts: _Concepts, vocab: Vocabulary, name: str, names: dict, normal: dict, checks: list) -> str:
-    """A record read from its own JSON text (`r_<name>`, small beside the row) as the row is read:
-    one json_transform gives every entry's fields as JSON text (read by `_raw_normal`), one
-    json_type the JSON types of its entries (`$.*`, each an object or null) and one those of
-    their fields (`$.*.*`). Keys are counted against the entries and fields the transform found,
-    as the row's are: the counts add up only when no key is unknown, given twice or null. When
-    they do not, the keys are compared by name (json_keys), for those records only, and every
-    field must then be found or null (a set given other than as a list is neither). Fills
-    `normal` (concept -> SQL of its value) and `checks`; returns the SELECT items that read the
-    text. (Reading the types of every entry's and field's path, and their keys, cost two fifths
-    of checking a JSON row.)"""
-    record, r = vocab.records[name], f"r_{name}"
-    keys, fields = list(vocab.domains[record.key_domain]), list(record.fields)
-    spec = {key: {f: _raw_leaf(vocab.concepts[record.concept(key, f)]) for f in fields} for key in keys}
-    leaf = {(key, f): f'{r}_s."{key}"."{f}"' for key in keys for f in fields}
-    for (key, f), read in leaf.items():
-        n = record.concept(key, f)
-        c = vocab.concepts[n]
-        x = _leaf_text(c, read)
-        unquoted = _unquoted(x) if c.kind == "enum" and concepts.coded(c) else "NULL"
-        normal[n] = _raw_normal(concepts, c, x, unquoted)
-        checks.append(f"({x} IS NULL OR {concepts.check(c, x, names[n])})")
-    entries = " + ".join(f'({r}_s."{key}" IS NOT NULL)::INTEGER' for key in keys)
-    found = " + ".join(f"({x} IS NOT NULL)::INTEGER" for x in leaf.values())
-    entry_keys = f"json_keys({r}, [{', '.join(literal(_path(key)) for key in keys)}])"
-    null_fields = f"len(list_filter({r}_f, lambda t: t = 'NULL'))"
-    # CASE, not OR: a projection evaluates both sides of an OR for every row, json_keys included.
-    # When the fields do not add up, each must be found or null (a set given a string is neither)
-    # and the names must be allowed ones, none twice.
-    checks.append(
-        f"({r} IS NULL OR (starts_with({r}, '{{') "
-        f"AND len(list_filter({r}_e, lambda t: t NOT IN ('OBJECT', 'NULL'))) = 0 "
-        f"AND CASE WHEN len({r}_e) = {entries} THEN TRUE ELSE {_names_ok(f'json_keys({r})', keys)} END "
-        f"AND CASE WHEN len({r}_f) = {found} THEN TRUE ELSE len({r}_f) = {found} + {null_fields} "
-        f"AND list_bool_and(list_transform({entry_keys}, lambda ks: ks IS NULL OR {_names_ok('ks', fields)})) END))")
-    return (f"CASE WHEN {r} IS NOT NULL THEN json_transform({r}, {literal(json.dumps(spec))}) END AS {r}_s, "
-            f"CASE WHEN {r} IS NOT NULL THEN json_type({r}, '$.*') END AS {r}_e, "
-            f"CASE WHEN {r} IS NOT NULL THEN json_type({r}, '$.*.*') END AS {r}_f")
+class _Row:
+    """The parts of the JSON intake query that follow the row's shape: the transform's spec, each
+    leaf's SQL path, and the objects whose keys are named (the row, each record, each entry)."""
+
+    def __init__(self, concepts: _Concepts):
+        vocab = concepts.vocab
+        self.spec: dict = {n: _leaf(concepts, c) for n, c in vocab.plain().items()}
+        self.leaves = {n: f's."{n}"' for n in vocab.plain()}  # concept -> its leaf
+        self.objects = {_path(): list(vocab.plain()) + list(vocab.records) + ["id", "description"]}
+        self.records: list[str] = []  # the records' and entries' structs (each an object when found)
+        for name, record in vocab.records.items():
+            keys = list(vocab.domains[record.key_domain])
+            self.spec[name] = {key: {f: _leaf(concepts, vocab.concepts[record.concept(key, f)]) for f in record.fields}
+                               for key in keys}
+            self.records.append(f's."{name}"')
+            self.objects[_path(name)] = keys
+            for key in keys:
+                self.records.append(f's."{name}"."{key}"')
+                self.objects[_path(name, key)] = list(record.fields)
+                self.leaves.update({record.concept(key, f): f's."{name}"."{key}"."{f}"' for f in record.fields})
+        self.spec.update(id="JSON", description="JSON")
+        self.leaves.update(id='s."id"', description='s."description"')
 
 
 def _laid_out(concepts: _Concepts, layout: Layout, names: dict[str, str], as_of: dt.date | None = None) -> list[str]:
@@ -244,49 +242,60 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
     """SELECT line, ok, id and the layout's columns from `source` (columns `line`, `j`); `as_of`
     dates the requests that have no date.
 
-    A row is parsed twice in the usual case: one json_transform reads every field as its JSON
-    text (a set as a list), one json_type over `$.*` gives the JSON types of its keys. A key is
-    allowed when it is a field the transform found (a set that is not a list is not found) or a
-    field whose value is null; counting them against the keys finds unknown keys and keys given
-    twice (each allowed key found is one of the row's keys, so the counts agree only when there is
-    no other key and none twice), and a row with a null is also checked for duplicates by name. A
-    record is read from its own text (`_record_checks`). Malformed JSON makes the transform NULL
-    (TRY), and such a row goes to validate."""
+    A row is parsed twice: one json_transform reads every field (`_leaf`), records included, and
+    one json_type over `$..*` gives the JSON type of every value in the row, at any depth. The
+    census checks what the transform cannot see. Every value is a field found (a set's items
+    counted), or null; so no key is unknown or given twice (a second value of a key is not found),
+    and no value is of a type the transform could not read. As many values are JSON booleans as
+    boolean fields were found, so each of these is a boolean, not a number or a string read as
+    one (no other field accepts a boolean). As many are objects as records and entries were found,
+    so each of these is an object (a struct is found for any value). A row with a null is also
+    checked for keys by name (json_keys, for those rows only: a null is not found, so a key given
+    twice, once null, would count as one). Malformed JSON makes the transform NULL (TRY), and such
+    a row goes to validate."""
     concepts = _Concepts(vocab)
-    plain = vocab.plain()
+    row = _Row(concepts)
     names = {name: f"f{i}" for i, name in enumerate(vocab.concepts)}
-    top = list(plain) + list(vocab.records) + ["id", "description"]
-    field = {n: _leaf_text(c, f's."{n}"') for n, c in plain.items()}
-    field.update({n: f's."{n}"' for n in vocab.records})  # a record's JSON text, read by `_record_checks`
-    field.update({n: f'CAST(s."{n}" AS VARCHAR)' for n in ("id", "description")})
-    unquoted = {n: f"u{i}" for i, n in enumerate(top) if n == "id" or (
-        n in plain and plain[n].kind == "enum" and concepts.coded(plain[n]))}
-    normal = {n: _raw_normal(concepts, c, field[n], unquoted.get(n, "NULL")) for n, c in plain.items()}
-    checks = [f"({field[n]} IS NULL OR {concepts.check(c, field[n], names[n])})" for n, c in plain.items()]
-    checks += [f"({field[n]} IS NULL OR starts_with({field[n]}, '\"'))" for n in ("id", "description")]
-    record_reads = [_record_checks(concepts, vocab, name, names, normal, checks) for name in vocab.records]
-    found = " + ".join(f"({field[n]} IS NOT NULL)::INTEGER" for n in top)
-    nulls = "list_where(k, list_transform(kt, lambda e: e = 'NULL'))"
-    allowed = "[" + ", ".join(map(literal, top)) + "]"
-    keys_ok = (f"(len(kt) = {found} + len(nk) AND CASE WHEN len(nk) = 0 THEN TRUE ELSE "  # CASE: an OR evaluates both sides
-               f"(list_has_all({allowed}, nk) AND len(list_distinct(k)) = len(k)) END)")
-    ok = " AND ".join([keys_ok, *_requested(vocab, names), *checks])
+    leaf = {n: f"x{i}" for i, n in enumerate(row.leaves)}
+    text = {n: f"CAST({leaf[n]} AS VARCHAR)" for n in ("id", "description")}
+    normal, checks = {}, []
+    for n in vocab.concepts:
+        c = vocab.concepts[n]
+        u = _unquoted(f"CAST({leaf[n]} AS VARCHAR)") if c.kind == "enum" and concepts.coded(c) else "NULL"
+        normal[n], check = _read(concepts, c, leaf[n], names[n], u)
+        checks.append(check)
+    checks += [f"({text[n]} IS NULL OR starts_with({text[n]}, '\"'))" for n in ("id", "description")]
+    booleans = [leaf[n] for n in vocab.concepts if _leaf(concepts, vocab.concepts[n]) == "BOOLEAN"]
+    sets = [leaf[n] for n in vocab.concepts if isinstance(_leaf(concepts, vocab.concepts[n]), list)]
+    found = " + ".join([f"({x} IS NOT NULL)::INTEGER" for x in leaf.values()] +
+                       [f"COALESCE(len({x}), 0)" for x in sets] + [f"({r} IS NOT NULL)::INTEGER" for r in row.records])
+    objects = " + ".join(f"({r} IS NOT NULL)::INTEGER" for r in row.records) or "0"
+    true_count = " + ".join(f"({x} IS NOT NULL)::INTEGER" for x in booleans) or "0"
+    paths = "[" + ", ".join(map(literal, row.objects)) + "]"
+    allowed = "[" + ", ".join("[" + ", ".join(map(literal, keys)) + "]" for keys in row.objects.values()) + "]"
+    by_name = (f"list_bool_and(list_transform(list_zip(json_keys(j, {paths}), {allowed}), "
+               f"lambda p: p[1] IS NULL OR {_names_ok('p[1]', 'p[2]')}))")
+    # one pass over the types: booleans, objects and nulls counted as one number, 2^20 apart
+    census = ("list_sum(list_transform(t, lambda e: CASE e WHEN 'BOOLEAN' THEN 1 WHEN 'OBJECT' THEN 1048576 "
+              "WHEN 'NULL' THEN 1099511627776 ELSE 0 END))")
+    shape = (f"len(t) < 1048576 AND len(t) = found + nulls AND census = ({true_count}) + 1048576 * ({objects}) "
+             f"+ 1099511627776 * nulls AND CASE WHEN nulls = 0 THEN TRUE WHEN nulls > 0 THEN {by_name} END")
+    ok = " AND ".join([shape, *_requested(vocab, names), *checks])
     columns = _laid_out(concepts, layout, names, as_of)
     # a surrogate escape (\ud800) is valid JSON but not valid text: validate() explains it
     surrogate = "regexp_matches(j, '\\\\[uU][dD][89abAB]')"
     is_object = "regexp_matches(j, '^[ \\t\\n\\r]*\\{')"
-    reads = [f"{_unquoted(field[n])} AS {u}" for n, u in unquoted.items()]
-    reads += [f"{field[n]} AS r_{n}" for n in vocab.records]
+    reads = [f"{path} AS {leaf[n]}" for n, path in row.leaves.items()]
     return (f"WITH parsed AS (SELECT line, j, CASE WHEN {is_object} AND NOT {surrogate} "
-            f"THEN TRY(json_transform(j, {literal(_row_spec(vocab))})) END AS s FROM {source}), "
-            f"typed AS (SELECT line, j, s, CASE WHEN s IS NOT NULL THEN json_type(j, '$.*') END AS kt, "
+            f"THEN TRY(json_transform(j, {literal(json.dumps(row.spec))})) END AS s FROM {source}), "
+            f"leaves AS (SELECT line, j, s, CASE WHEN s IS NOT NULL THEN json_type(j, '$..*') END AS t, "
             f"{', '.join(reads)} FROM parsed), "
-            f"keyed AS (SELECT *, CASE WHEN list_contains(kt, 'NULL') THEN json_keys(j) END AS k FROM typed), "
-            f"nulls AS (SELECT *, COALESCE({nulls}, []::VARCHAR[]) AS nk FROM keyed), "
-            f"records AS (SELECT *, {', '.join(record_reads) or 'NULL AS none'} FROM nulls), "
-            f"normal AS (SELECT *, {', '.join(f'{normal[n]} AS {names[n]}' for n in vocab.concepts)} FROM records), "
-            f"checked AS (SELECT *, COALESCE(s_ok AND {ok}, FALSE) AS ok FROM (SELECT *, s IS NOT NULL AS s_ok FROM normal)) "
-            f"SELECT line, ok, {unquoted['id']} AS id, {', '.join(columns)} FROM checked")
+            f"counted AS (SELECT *, {found} AS found, {census} AS census FROM leaves), "
+            f"nulls AS (SELECT *, census // 1099511627776 AS nulls FROM counted), "
+            f"normal AS (SELECT *, {_unquoted(text['id'])} AS id_text, "
+            f"{', '.join(f'{normal[n]} AS {names[n]}' for n in vocab.concepts)} FROM nulls), "
+            f"checked AS (SELECT *, COALESCE(s IS NOT NULL AND {ok}, FALSE) AS ok FROM normal) "
+            f"SELECT line, ok, id_text AS id, {', '.join(columns)} FROM checked")
 
 
 # ---------------------------------------------------------------- typed columns (Parquet)
