@@ -142,7 +142,7 @@ def test_mutated_patients_are_never_accepted_when_validate_refuses_them():
                    '"medications": {"nsaid": {"outcome": "failed"}, "baclofen": true}',
                    '"bogus": {}', '"bogus": []', '"bogus": ' + '[' * 5000 + ']' * 5000, '"age": null, "age": null',
                    '"pain_severity": 5', '"pain_severity": true', '"pain_severity": ["severe"]', '"description": 5', '"id": 7']],
-    '[1, 2]', 'null', '{"service": "implant"', '{"age": 1' + '0' * 5000 + '}', '[' * 5000 + ']' * 5000,
+    '{}', ' {"service": "implant", "service": "implant"} ', '[1, 2]', 'null', '{"service": "implant"', '{"age": 1' + '0' * 5000 + '}', '[' * 5000 + ']' * 5000,
 ])
 def test_rows_validate_refuses_are_not_accepted(text):
     assert _verdict(text) is None

@@ -59,8 +59,8 @@ SQL_TYPES = {"boolean": "BOOLEAN", "number": "DOUBLE", "date": "VARCHAR", "enum"
 
 class _Concepts:
     """Per concept: whether its value as read is certainly what validate accepts (`check`), and
-    the layout columns it fills (`values`); values are read from their JSON text by
-    `_raw_normal` (a row's fields and a record's), from a typed Parquet column by `_typed_normal`."""
+    the layout columns it fills (`values`); values are read from a JSON row's transform by
+    `_read`, from a typed Parquet column by `_typed_normal`."""
 
     def __init__(self, vocab: Vocabulary):
         self.vocab = vocab
@@ -276,8 +276,8 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
     by_name = (f"list_bool_and(list_transform(list_zip(json_keys(j, {paths}), {allowed}), "
                f"lambda p: p[1] IS NULL OR {_names_ok('p[1]', 'p[2]')}))")
     # one pass over the types: booleans, objects and nulls counted as one number, 2^20 apart
-    census = ("list_sum(list_transform(t, lambda e: CASE e WHEN 'BOOLEAN' THEN 1 WHEN 'OBJECT' THEN 1048576 "
-              "WHEN 'NULL' THEN 1099511627776 ELSE 0 END))")
+    census = ("COALESCE(list_sum(list_transform(t, lambda e: CASE e WHEN 'BOOLEAN' THEN 1 WHEN 'OBJECT' THEN 1048576 "
+              "WHEN 'NULL' THEN 1099511627776 ELSE 0 END)), 0)")  # the sum of no types is NULL
     shape = (f"len(t) < 1048576 AND len(t) = found + nulls AND census = ({true_count}) + 1048576 * ({objects}) "
              f"+ 1099511627776 * nulls AND CASE WHEN nulls = 0 THEN TRUE WHEN nulls > 0 THEN {by_name} END")
     ok = " AND ".join([shape, *_requested(vocab, names), *checks])
