@@ -218,6 +218,16 @@ def test_a_named_value_spelled_like_a_json_literal_is_read_only_from_a_string(tm
     texts = ['{' + base + ', "pain_severity": ' + v + '}' for v in ("true", "nan", "NaN", '"true"', '"nan"', '"mild"')]
     staged, verdicts = _staged_with(vocab, table, texts)
     assert [s["ok"] for s in staged] == [v is not None for v in verdicts] == [False] * 3 + [True] * 3
+    # a set's items likewise (a set of body regions, where `true` and `nan` are regions here)
+    region = '  head        "the head, including headache and facial pain"\n'
+    assert region in vocab_text
+    (tmp_path / "vocabulary.vocab").write_text(
+        vocab_text.replace(region, region + '  true "a region named true"\n  nan "a region named nan"\n'), encoding="utf-8")
+    vocab = load_vocabulary(tmp_path / "vocabulary.vocab", [ROOT / "policies" / "drugs.vocab"])
+    texts = ['{' + base + ', "pain_sites": ' + v + '}'
+             for v in ("[true]", "[nan]", '["head", nan]', '["true"]', '["nan", "head"]', '["t\\u0072ue"]')]
+    staged, verdicts = _staged_with(vocab, table, texts)
+    assert [s["ok"] for s in staged] == [v is not None for v in verdicts] == [False] * 3 + [True] * 3
 
 
 def test_keys_written_with_escapes_are_read_as_validate_reads_them():

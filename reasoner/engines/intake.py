@@ -139,15 +139,15 @@ def _leaf(concepts: _Concepts, c: Concept) -> str | list[str]:
     was, it is read as that type: a set as a list of text (NULL when it is not a list), a date or
     a named value as text (only a string's text can be a date or a name). A boolean is read as
     BOOLEAN, which a number or a string "true" also gives: the row's census of JSON types
-    (`intake_query`) finds those. Any other value (a number, a named value of a vocabulary whose
-    names could be a number's text, a code, the id and description) as its JSON text, whose first
-    character says its JSON type."""
+    (`intake_query`) finds those. Any other value (a number, a code, the id and description, a
+    named value or a set's items where a name could be the text of a number or a literal such as
+    `nan`) as its JSON text, whose first character says its JSON type."""
+    plain = c.kind in ("set", "enum") and all(map(_plain_name, concepts.vocab.domains[c.domain]))
     if c.kind in ("set", "codes"):
-        return ["VARCHAR"]
+        return ["VARCHAR" if plain or c.kind == "codes" else "JSON"]
     if c.kind == "boolean":
         return "BOOLEAN"
-    if c.kind == "date" or (c.kind == "enum" and not concepts.coded(c)
-                            and all(map(_plain_name, concepts.vocab.domains[c.domain]))):
+    if c.kind == "date" or (c.kind == "enum" and not concepts.coded(c) and plain):
         return "VARCHAR"
     return "JSON"
 
@@ -163,6 +163,9 @@ def _read(concepts: _Concepts, c: Concept, x: str, n: str, u: str = "NULL") -> t
     if leaf == "JSON":
         text = f"CAST({x} AS VARCHAR)"
         return _raw_normal(concepts, c, text, u), f"({text} IS NULL OR {concepts.check(c, text, n)})"
+    if leaf == ["JSON"]:  # items as their JSON text: only a string names a value
+        items = f"list_transform({x}, lambda e: {_unquoted('CAST(e AS VARCHAR)')})"
+        return concepts.named(c, items), f"({x} IS NULL OR {concepts.check(c, items, n)})"
     t = ARROW_LEAF.get(leaf) if isinstance(leaf, str) else pa.list_(pa.string())
     return _typed_normal(concepts, c, x, t), f"({x} IS NULL OR {_typed_check(concepts, c, x, n)})"
 
