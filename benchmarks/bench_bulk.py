@@ -74,7 +74,7 @@ def main() -> None:
         peaks.append(peak)
     table = figures.table(["input", "members", f"`reasoner batch` × {payers} payers, end to end", "members/s",
                            "peak memory"], rows)
-    figures.write("bench_bulk", table + "\n" + " ".join(notes) + " Both inputs give the same decision for every "
+    figures.write("bench_bulk", table + "\n\n" + " ".join(notes) + " Both inputs give the same decision for every "
                   f"member and payer. As the export grows tenfold, the peak memory of reading it goes from "
                   f"{peaks[0]:,.0f} MB to {peaks[1]:,.0f} MB ({peaks[1] / peaks[0] - 1:+.0%}): DuckDB sorts the "
                   "resources by member within a fixed memory limit, spilling to disk.\n")

@@ -136,7 +136,7 @@ def targets(medians: dict[str, tuple[float, float, float]]) -> str:
     (parquet, parquet_read, parquet_peak), (jsonl, jsonl_read, jsonl_peak) = medians["PARQUET"], medians["JSONL"]
     peak = max(parquet_peak, jsonl_peak)
     ratios = (parquet / parquet_read, jsonl / jsonl_read)
-    return (f"\nTargets for 1,000,000 rows: typed Parquet ≤ 10 s, {said(parquet <= 10)} ({parquet:.1f} s); "
+    return (f"\n\nTargets for 1,000,000 rows: typed Parquet ≤ 10 s, {said(parquet <= 10)} ({parquet:.1f} s); "
             f"JSONL ≤ 15 s, {said(jsonl <= 15)} ({jsonl:.1f} s); peak memory ≤ 1 GB, {said(peak <= 1000)} "
             f"({peak:,.0f} MB); within 3× of DuckDB's own read of the file, {said(max(ratios) <= 3)} "
             f"({ratios[0]:.1f}× and {ratios[1]:.1f}×).")

@@ -24,3 +24,11 @@ def test_each_figures_file_names_the_command_and_the_machine():
     for path in figures.FIGURES.glob("*.md"):
         text = path.read_text(encoding="utf-8")
         assert f"python benchmarks/{path.stem}.py" in text and "cores" in text
+
+
+def test_a_note_under_a_table_is_its_own_paragraph():
+    """Markdown reads a line of text right under a table as one more row of it."""
+    for path in figures.FIGURES.glob("*.md"):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for above, below in zip(lines, lines[1:]):
+            assert not (above.startswith("|") and below and not below.startswith("|")), f"{path.name}: {below[:60]}"
