@@ -241,6 +241,35 @@ def _laid_out(concepts: _Concepts, layout: Layout, names: dict[str, str], as_of:
     return out
 
 
+def _count(xs: list[str]) -> str:
+    return " + ".join(f"({x} IS NOT NULL)::INTEGER" for x in xs) or "0"
+
+
+def _census(concepts: _Concepts, row: _Row, leaf: dict[str, str]) -> tuple[str, str]:
+    """The SELECT items that count what the transform found and the row's JSON types (`t`), and
+    the condition that they add up (`intake_query` says why it suffices). The booleans and the
+    objects found are counted once, for both sums; the types in one pass, as one number
+    (booleans, objects and nulls, 2^20 apart)."""
+    vocab = concepts.vocab
+    kinds = {n: _leaf(concepts, vocab.concepts[n]) for n in vocab.concepts}
+    booleans = [leaf[n] for n, k in kinds.items() if k == "BOOLEAN"]
+    sets = [leaf[n] for n, k in kinds.items() if isinstance(k, list)]
+    others = [x for x in leaf.values() if x not in booleans and x not in sets]
+    types = ("COALESCE(list_sum(list_transform(t, lambda e: CASE e WHEN 'BOOLEAN' THEN 1 WHEN 'OBJECT' THEN 1048576 "
+             "WHEN 'NULL' THEN 1099511627776 ELSE 0 END)), 0)")  # the sum of no types is NULL
+    counts = (f"{_count(booleans)} AS true_count, {_count(row.records)} AS objects, "
+              f"{' + '.join([_count(others)] + [f'COALESCE(len({x}) + 1, 0)' for x in sets])} AS other_found, "
+              f"{types} AS census")
+    paths = "[" + ", ".join(map(literal, row.objects)) + "]"
+    allowed = "[" + ", ".join("[" + ", ".join(map(literal, keys)) + "]" for keys in row.objects.values()) + "]"
+    by_name = (f"list_bool_and(list_transform(list_zip(json_keys(j, {paths}), {allowed}), "
+               f"lambda p: p[1] IS NULL OR {_names_ok('p[1]', 'p[2]')}))")
+    shape = (f"len(t) < 1048576 AND len(t) = true_count + objects + other_found + nulls "
+             f"AND census = true_count + 1048576 * objects + 1099511627776 * nulls "
+             f"AND CASE WHEN nulls = 0 THEN TRUE WHEN nulls > 0 THEN {by_name} END")
+    return counts, shape
+
+
 def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date | None = None) -> str:
     """SELECT line, ok, id and the layout's columns from `source` (columns `line`, `j`); `as_of`
     dates the requests that have no date.
@@ -268,25 +297,7 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
         normal[n], check = _read(concepts, c, leaf[n], names[n], u)
         checks += [check] if check else []
     checks += [f"({text[n]} IS NULL OR starts_with({text[n]}, '\"'))" for n in ("id", "description")]
-    booleans = [leaf[n] for n in vocab.concepts if _leaf(concepts, vocab.concepts[n]) == "BOOLEAN"]
-    sets = [leaf[n] for n in vocab.concepts if isinstance(_leaf(concepts, vocab.concepts[n]), list)]
-    def count(xs: list[str]) -> str:
-        return " + ".join(f"({x} IS NOT NULL)::INTEGER" for x in xs) or "0"
-    others = [x for x in leaf.values() if x not in booleans and x not in sets]
-    # found: the booleans and objects found (counted once, for the census too), every other
-    # leaf found, and each set found with its items
-    counts = (f"{count(booleans)} AS true_count, {count(row.records)} AS objects, "
-              f"{' + '.join([count(others)] + [f'COALESCE(len({x}) + 1, 0)' for x in sets])} AS other_found")
-    paths = "[" + ", ".join(map(literal, row.objects)) + "]"
-    allowed = "[" + ", ".join("[" + ", ".join(map(literal, keys)) + "]" for keys in row.objects.values()) + "]"
-    by_name = (f"list_bool_and(list_transform(list_zip(json_keys(j, {paths}), {allowed}), "
-               f"lambda p: p[1] IS NULL OR {_names_ok('p[1]', 'p[2]')}))")
-    # one pass over the types: booleans, objects and nulls counted as one number, 2^20 apart
-    census = ("COALESCE(list_sum(list_transform(t, lambda e: CASE e WHEN 'BOOLEAN' THEN 1 WHEN 'OBJECT' THEN 1048576 "
-              "WHEN 'NULL' THEN 1099511627776 ELSE 0 END)), 0)")  # the sum of no types is NULL
-    shape = (f"len(t) < 1048576 AND len(t) = true_count + objects + other_found + nulls "
-             f"AND census = true_count + 1048576 * objects "
-             f"+ 1099511627776 * nulls AND CASE WHEN nulls = 0 THEN TRUE WHEN nulls > 0 THEN {by_name} END")
+    counts, shape = _census(concepts, row, leaf)
     ok = " AND ".join([shape, *_requested(vocab, names), *checks])
     columns = _laid_out(concepts, layout, names, as_of)
     # a surrogate escape (\ud800) is valid JSON but not valid text: validate() explains it
@@ -297,7 +308,7 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
             f"THEN TRY(json_transform(j, {literal(json.dumps(row.spec))})) END AS s FROM {source}), "
             f"leaves AS (SELECT line, j, s, CASE WHEN s IS NOT NULL THEN json_type(j, '$..*') END AS t, "
             f"{', '.join(reads)} FROM parsed), "
-            f"counted AS (SELECT *, {counts}, {census} AS census FROM leaves), "
+            f"counted AS (SELECT *, {counts} FROM leaves), "
             f"nulls AS (SELECT *, census // 1099511627776 AS nulls FROM counted), "
             f"normal AS (SELECT *, {_unquoted(text['id'])} AS id_text, "
             f"{', '.join(f'{normal[n]} AS {names[n]}' for n in vocab.concepts)} FROM nulls), "
