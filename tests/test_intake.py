@@ -185,17 +185,21 @@ def _staged_with(vocab, table, texts: list[str]) -> tuple[list[dict], list]:
     return staged, verdicts
 
 
+def _vocabulary_with(tmp_path, after: str, added: str):
+    """The bundled vocabulary with `added` written after the line `after`, and its layout."""
+    text = (ROOT / "policies" / "vocabulary.vocab").read_text(encoding="utf-8")
+    assert after in text
+    (tmp_path / "vocabulary.vocab").write_text(text.replace(after, after + added), encoding="utf-8")
+    vocab = load_vocabulary(tmp_path / "vocabulary.vocab", [ROOT / "policies" / "drugs.vocab"])
+    return vocab, layout(LOADED.program, vocab)
+
+
 def test_a_record_field_that_is_a_set_is_refused_when_not_given_as_a_list(tmp_path):
     """A set in a record is found by the transform only as a list: given a string or a number, it
     is neither found nor null, and the record goes to validate (a vocabulary may give a record a
     set field; the bundled one does not)."""
-    vocab_text = (ROOT / "policies" / "vocabulary.vocab").read_text(encoding="utf-8")
-    course = '  weeks: number weeks [0 .. 1040] "length of the course"\n'
-    assert course in vocab_text
-    (tmp_path / "vocabulary.vocab").write_text(
-        vocab_text.replace(course, course + '  sites: set of body_region_kind "where it was given"\n'), encoding="utf-8")
-    vocab = load_vocabulary(tmp_path / "vocabulary.vocab", [ROOT / "policies" / "drugs.vocab"])
-    table = layout(LOADED.program, vocab)
+    vocab, table = _vocabulary_with(tmp_path, '  weeks: number weeks [0 .. 1040] "length of the course"\n',
+                                    '  sites: set of body_region_kind "where it was given"\n')
     base = '"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"'
     texts = ['{' + base + ', "medications": {"nsaid": {"outcome": "failed", "sites": ' + sites + '}}}'
              for sites in ('"back"', "5", '{"back": true}', '["back"]', "null", "[]")]
@@ -207,23 +211,14 @@ def test_a_named_value_spelled_like_a_json_literal_is_read_only_from_a_string(tm
     """A named value is read as text, which any JSON value has; only a string's text can be a name
     such as `mild`. A vocabulary may name a value `true` or `nan`, the text DuckDB writes for the
     literal true or NaN: such a domain's values are then read from their JSON text, quotes and all."""
-    vocab_text = (ROOT / "policies" / "vocabulary.vocab").read_text(encoding="utf-8")
-    value = '  mild      "mild"\n'
-    assert value in vocab_text
-    (tmp_path / "vocabulary.vocab").write_text(
-        vocab_text.replace(value, value + '  true "a value named true"\n  nan "a value named nan"\n'), encoding="utf-8")
-    vocab = load_vocabulary(tmp_path / "vocabulary.vocab", [ROOT / "policies" / "drugs.vocab"])
-    table = layout(LOADED.program, vocab)
+    vocab, table = _vocabulary_with(tmp_path, '  mild      "mild"\n', '  true "a value named true"\n  nan "a value named nan"\n')
     base = '"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"'
     texts = ['{' + base + ', "pain_severity": ' + v + '}' for v in ("true", "nan", "NaN", '"true"', '"nan"', '"mild"')]
     staged, verdicts = _staged_with(vocab, table, texts)
     assert [s["ok"] for s in staged] == [v is not None for v in verdicts] == [False] * 3 + [True] * 3
     # a set's items likewise (a set of body regions, where `true` and `nan` are regions here)
-    region = '  head        "the head, including headache and facial pain"\n'
-    assert region in vocab_text
-    (tmp_path / "vocabulary.vocab").write_text(
-        vocab_text.replace(region, region + '  true "a region named true"\n  nan "a region named nan"\n'), encoding="utf-8")
-    vocab = load_vocabulary(tmp_path / "vocabulary.vocab", [ROOT / "policies" / "drugs.vocab"])
+    vocab, table = _vocabulary_with(tmp_path, '  head        "the head, including headache and facial pain"\n',
+                                    '  true "a region named true"\n  nan "a region named nan"\n')
     texts = ['{' + base + ', "pain_sites": ' + v + '}'
              for v in ("[true]", "[nan]", '["head", nan]', '["true"]', '["nan", "head"]', '["t\\u0072ue"]')]
     staged, verdicts = _staged_with(vocab, table, texts)
