@@ -43,8 +43,10 @@ def _pattern(regex: re.Pattern) -> str:
 
 
 def _date_text(x: str) -> str:
-    """A text value as a date, when it is written YYYY-MM-DD and is a day of the calendar."""
-    return f"CASE WHEN regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN TRY_CAST({x} AS DATE) END"
+    """A text value as a date, when it is written YYYY-MM-DD and is a day of the calendar (year 1
+    or later: DuckDB reads the year 0000 as 1 BC, which Python's dates do not have)."""
+    return (f"CASE WHEN regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') AND NOT starts_with({x}, '0000') "
+            f"THEN TRY_CAST({x} AS DATE) END")
 
 
 def _requested(vocab: Vocabulary, names: dict[str, str]) -> list[str]:
@@ -300,11 +302,14 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
     counts, shape = _census(concepts, row, leaf)
     ok = " AND ".join([shape, *_requested(vocab, names), *checks])
     columns = _laid_out(concepts, layout, names, as_of)
-    # a surrogate escape (\ud800) is valid JSON but not valid text: validate() explains it
+    # a surrogate escape (\ud800) is valid JSON but not valid text, and a comma before } or ] is
+    # read by DuckDB but is not JSON: validate() explains both (the second also catches such text
+    # inside a string, a rare row that is then only read more slowly)
     surrogate = "regexp_matches(j, '\\\\[uU][dD][89abAB]')"
+    trailing = "regexp_matches(j, ',[ \\t\\n\\r]*[}\\]]')"
     is_object = "regexp_matches(j, '^[ \\t\\n\\r]*\\{')"
     reads = [f"{path} AS {leaf[n]}" for n, path in row.leaves.items()]
-    return (f"WITH parsed AS (SELECT line, j, CASE WHEN {is_object} AND NOT {surrogate} "
+    return (f"WITH parsed AS (SELECT line, j, CASE WHEN {is_object} AND NOT {surrogate} AND NOT {trailing} "
             f"THEN TRY(json_transform(j, {literal(json.dumps(row.spec))})) END AS s FROM {source}), "
             f"leaves AS (SELECT line, j, s, CASE WHEN s IS NOT NULL THEN json_type(j, '$..*') END AS t, "
             f"{', '.join(reads)} FROM parsed), "
