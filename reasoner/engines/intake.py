@@ -157,14 +157,14 @@ def _leaf(concepts: _Concepts, c: Concept) -> str | list[str]:
 ARROW_LEAF = {"BOOLEAN": pa.bool_(), "VARCHAR": pa.string()}
 
 
-def _read(concepts: _Concepts, c: Concept, x: str, n: str, u: str = "NULL") -> tuple[str, str]:
+def _read(concepts: _Concepts, c: Concept, leaf: str | list[str], x: str, n: str) -> tuple[str, str | None]:
     """A field's value (SQL) and whether it is certainly what validate accepts (SQL over `n`, the
-    value's column), from the transform's leaf `x` (`_leaf`; `u`: its JSON text unquoted, for
-    an enum of codes): a typed leaf is read as a typed column is, JSON text by `_raw_normal`."""
-    leaf = _leaf(concepts, c)
+    value's column; None when it always is), from the transform's leaf `x`, read as `leaf`
+    (`_leaf`): a typed leaf is read as a typed column is, JSON text by `_raw_normal`."""
     if leaf == "JSON":
         text = f"CAST({x} AS VARCHAR)"
-        return _raw_normal(concepts, c, text, u), f"({text} IS NULL OR {concepts.check(c, text, n)})"
+        unquoted = _unquoted(text) if c.kind == "enum" and concepts.coded(c) else "NULL"
+        return _raw_normal(concepts, c, text, unquoted), f"({text} IS NULL OR {concepts.check(c, text, n)})"
     if leaf == ["JSON"]:  # items as their JSON text: only a string names a value
         items = f"list_transform({x}, lambda e: {_unquoted('CAST(e AS VARCHAR)')})"
         return concepts.named(c, items), f"({x} IS NULL OR {concepts.check(c, items, n)})"
@@ -201,19 +201,20 @@ def _names_ok(keys: str, allowed: str) -> str:
 
 
 class _Row:
-    """The parts of the JSON intake query that follow the row's shape: the transform's spec, each
-    leaf's SQL path, and the objects whose keys are named (the row, each record, each entry)."""
+    """The parts of the JSON intake query that follow the row's shape: how each concept is read
+    (`_leaf`), the transform's spec, each leaf's SQL path, and the objects whose keys are named
+    (the row, each record, each entry)."""
 
     def __init__(self, concepts: _Concepts):
         vocab = concepts.vocab
-        self.spec: dict = {n: _leaf(concepts, c) for n, c in vocab.plain().items()}
+        self.read_as = {n: _leaf(concepts, c) for n, c in vocab.concepts.items()}
+        self.spec: dict = {n: self.read_as[n] for n in vocab.plain()}
         self.leaves = {n: f's."{n}"' for n in vocab.plain()}  # concept -> its leaf
         self.objects = {_path(): list(vocab.plain()) + list(vocab.records) + ["id", "description"]}
         self.records: list[str] = []  # the records' and entries' structs (each an object when found)
         for name, record in vocab.records.items():
             keys = list(vocab.domains[record.key_domain])
-            self.spec[name] = {key: {f: _leaf(concepts, vocab.concepts[record.concept(key, f)]) for f in record.fields}
-                               for key in keys}
+            self.spec[name] = {key: {f: self.read_as[record.concept(key, f)] for f in record.fields} for key in keys}
             self.records.append(f's."{name}"')
             self.objects[_path(name)] = keys
             for key in keys:
@@ -247,18 +248,19 @@ def _count(xs: list[str]) -> str:
     return " + ".join(f"({x} IS NOT NULL)::INTEGER" for x in xs) or "0"
 
 
-def _census(concepts: _Concepts, row: _Row, leaf: dict[str, str]) -> tuple[str, str]:
+OBJECTS, NULLS = 1 << 20, 1 << 40  # the census packs three counts in one number: booleans, objects, nulls
+
+
+def _census(row: _Row, leaf: dict[str, str]) -> tuple[str, str]:
     """The SELECT items that count what the transform found and the row's JSON types (`t`), and
     the condition that they add up (`intake_query` says why it suffices). The booleans and the
     objects found are counted once, for both sums; the types in one pass, as one number
-    (booleans, objects and nulls, 2^20 apart)."""
-    vocab = concepts.vocab
-    kinds = {n: _leaf(concepts, vocab.concepts[n]) for n in vocab.concepts}
-    booleans = [leaf[n] for n, k in kinds.items() if k == "BOOLEAN"]
-    sets = [leaf[n] for n, k in kinds.items() if isinstance(k, list)]
+    (booleans, objects and nulls, 2^20 apart: `OBJECTS`, `NULLS`)."""
+    booleans = [leaf[n] for n, k in row.read_as.items() if k == "BOOLEAN"]
+    sets = [leaf[n] for n, k in row.read_as.items() if isinstance(k, list)]
     others = [x for x in leaf.values() if x not in booleans and x not in sets]
-    types = ("COALESCE(list_sum(list_transform(t, lambda e: CASE e WHEN 'BOOLEAN' THEN 1 WHEN 'OBJECT' THEN 1048576 "
-             "WHEN 'NULL' THEN 1099511627776 ELSE 0 END)), 0)")  # the sum of no types is NULL
+    types = (f"COALESCE(list_sum(list_transform(t, lambda e: CASE e WHEN 'BOOLEAN' THEN 1 WHEN 'OBJECT' THEN {OBJECTS} "
+             f"WHEN 'NULL' THEN {NULLS} ELSE 0 END)), 0)")  # the sum of no types is NULL
     counts = (f"{_count(booleans)} AS true_count, {_count(row.records)} AS objects, "
               f"{' + '.join([_count(others)] + [f'COALESCE(len({x}) + 1, 0)' for x in sets])} AS other_found, "
               f"{types} AS census")
@@ -266,8 +268,8 @@ def _census(concepts: _Concepts, row: _Row, leaf: dict[str, str]) -> tuple[str, 
     allowed = "[" + ", ".join("[" + ", ".join(map(literal, keys)) + "]" for keys in row.objects.values()) + "]"
     by_name = (f"list_bool_and(list_transform(list_zip(json_keys(j, {paths}), {allowed}), "
                f"lambda p: p[1] IS NULL OR {_names_ok('p[1]', 'p[2]')}))")
-    shape = (f"len(t) < 1048576 AND len(t) = true_count + objects + other_found + nulls "
-             f"AND census = true_count + 1048576 * objects + 1099511627776 * nulls "
+    shape = (f"len(t) < {OBJECTS} AND len(t) = true_count + objects + other_found + nulls "
+             f"AND census = true_count + {OBJECTS} * objects + {NULLS} * nulls "
              f"AND CASE WHEN nulls = 0 THEN TRUE WHEN nulls > 0 THEN {by_name} END")
     return counts, shape
 
@@ -293,13 +295,11 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
     leaf = {n: f"x{i}" for i, n in enumerate(row.leaves)}
     text = {n: f"CAST({leaf[n]} AS VARCHAR)" for n in ("id", "description")}
     normal, checks = {}, []
-    for n in vocab.concepts:
-        c = vocab.concepts[n]
-        u = _unquoted(f"CAST({leaf[n]} AS VARCHAR)") if c.kind == "enum" and concepts.coded(c) else "NULL"
-        normal[n], check = _read(concepts, c, leaf[n], names[n], u)
+    for n, c in vocab.concepts.items():
+        normal[n], check = _read(concepts, c, row.read_as[n], leaf[n], names[n])
         checks += [check] if check else []
     checks += [f"({text[n]} IS NULL OR starts_with({text[n]}, '\"'))" for n in ("id", "description")]
-    counts, shape = _census(concepts, row, leaf)
+    counts, shape = _census(row, leaf)
     ok = " AND ".join([shape, *_requested(vocab, names), *checks])
     columns = _laid_out(concepts, layout, names, as_of)
     # a surrogate escape (\ud800) is valid JSON but not valid text, and a comma before } or ] is
@@ -314,7 +314,7 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
             f"leaves AS (SELECT line, j, s, CASE WHEN s IS NOT NULL THEN json_type(j, '$..*') END AS t, "
             f"{', '.join(reads)} FROM parsed), "
             f"counted AS (SELECT *, {counts} FROM leaves), "
-            f"nulls AS (SELECT *, census // 1099511627776 AS nulls FROM counted), "
+            f"nulls AS (SELECT *, census // {NULLS} AS nulls FROM counted), "
             f"normal AS (SELECT *, {_unquoted(text['id'])} AS id_text, "
             f"{', '.join(f'{normal[n]} AS {names[n]}' for n in vocab.concepts)} FROM nulls), "
             f"checked AS (SELECT *, COALESCE(s IS NOT NULL AND {ok}, FALSE) AS ok FROM normal) "
