@@ -286,3 +286,33 @@ def test_jsonl_lines_are_numbered_and_read_whatever_the_block_size(tmp_path, mon
     assert json.loads(texts[5]) == {"id": "bé"} and json.loads(texts[6])["id"].startswith("long")
     assert "UTF-8" in bad[4].problems[0].message
     assert sum(len(c) for c in read) == 4  # blank lines are not rows
+
+
+def test_jsonl_buffers_are_reused_only_once_nothing_holds_their_rows(tmp_path, monkeypatch):
+    """The reader reads rows in place and reuses a buffer once every chunk cut from it is let
+    go: the chunks kept hold their own text to the end, while the chunks let go leave only a
+    few buffers made however long the file."""
+    from reasoner.io import batch
+
+    lines = [json.dumps({"id": f"row{i}", "description": "x" * (i % 37)}) for i in range(3000)]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    pools = []
+
+    class Recorded(batch._Buffers):
+        def __init__(self):
+            super().__init__()
+            pools.append(self)
+
+    monkeypatch.setattr(batch, "_Buffers", Recorded)
+    monkeypatch.setattr(batch, "BLOCK", 1024)
+    kept, seen = [], []
+    for i, chunk in enumerate(batch._jsonl(path, 50)):
+        if chunk.arrow is not None:
+            seen += chunk.arrow["j"].to_pylist()
+            if i % 5 == 0:
+                kept.append((chunk, chunk.arrow["j"].to_pylist()))
+    assert seen == [line + "\n" for line in lines]  # a row's text is its line, newline included
+    assert all(c.arrow["j"].to_pylist() == texts for c, texts in kept)
+    blocks = path.stat().st_size // 1024
+    assert len(kept) > 10 and len(pools[0].made) <= 4 * len(kept) + 4 < blocks  # a chunk spans at most 4 buffers
