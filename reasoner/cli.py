@@ -265,7 +265,7 @@ def batch(
     out: Optional[Path] = typer.Option(None, "--out", readable=False, metavar="FILE", help="Output file (default: standard output)."),
     fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT", help="jsonl, csv or parquet (default: from --out, else jsonl)."),
     on_error: str = typer.Option("skip", "--on-error", metavar="MODE", help="skip: report bad rows and decide the others; reject: decide nothing if a row is bad (the bad rows found are reported, no output is left)."),
-    chunk: Optional[int] = typer.Option(None, "--chunk", min=1, metavar="N", help="Patients checked and decided per query (default: 50,000 for a Parquet file in the vocabulary's own column types, 5,000 members of a FHIR Bulk export, 20,000 otherwise)."),
+    chunk: Optional[int] = typer.Option(None, "--chunk", min=1, metavar="N", help="Patients checked and decided per query (default: 50,000 for a Parquet file in the vocabulary's own column types, 5,000 JSON lines or members of a FHIR Bulk export, 20,000 otherwise)."),
     engine: str = typer.Option("duckdb", "--engine", metavar="ENGINE", help="duckdb (embedded) or spark (needs the spark extra)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", metavar="DATE", help="Date the requests (YYYY-MM-DD) that have no request_date: each policy's version in force then decides them (a dated request keeps its date)."),
     policies: Optional[Path] = PoliciesOpt,
