@@ -25,6 +25,16 @@ Typical use:
     >>> [(d.policy, d.kind) for d in Reasoner(loaded).decide(patient, ["geisinger"])]
     [('geisinger', 'covered')]
 """
+import os as _os
+
+# DuckDB's allocator (its own jemalloc, configured when duckdb is first imported, so this comes
+# before any import that reaches duckdb) gives freed pages back to the system after about a second.
+# Parsing JSON churns through a new arena every 2,048 rows: on a 1M-row JSONL batch about half a
+# million pages came back as page faults, each a zeroed page (1-3 s of system time on 2 cores).
+# Kept 30 s they are reused; the memory is the same peak, held a little longer. A user's own
+# DUCKDB_JE_MALLOC_CONF wins. (benchmarks/bench_population.py measures the batch.)
+_os.environ.setdefault("DUCKDB_JE_MALLOC_CONF", "dirty_decay_ms:30000")
+
 from reasoner.results.decide import Decision, Reasoner
 from reasoner.errors import InputError, PatientError, PolicyError, ReasonerError
 from reasoner.language.load import Loaded, load

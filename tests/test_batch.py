@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import duckdb
 import pyarrow as pa
@@ -316,3 +317,33 @@ def test_jsonl_buffers_are_reused_only_once_nothing_holds_their_rows(tmp_path, m
     assert all(c.arrow["j"].to_pylist() == texts for c, texts in kept)
     blocks = path.stat().st_size // 1024
     assert len(kept) > 10 and len(pools[0].made) <= 4 * len(kept) + 4 < blocks  # a chunk spans at most 4 buffers
+
+
+ALLOCATOR_PROBE = """
+import ctypes, sys
+import reasoner.io.batch, _duckdb  # the batch, which imports duckdb
+try:
+    mallctl = ctypes.CDLL(_duckdb.__file__).duckdb_je_mallctl
+except AttributeError:
+    sys.exit(3)  # a DuckDB built without its jemalloc: nothing to keep
+v, n = ctypes.c_ssize_t(), ctypes.c_size_t(ctypes.sizeof(ctypes.c_ssize_t))
+assert mallctl(b"arenas.dirty_decay_ms", ctypes.byref(v), ctypes.byref(n), None, ctypes.c_size_t(0)) == 0
+print(v.value)
+"""
+
+
+@pytest.mark.parametrize("own, kept", [(None, 30000), ("dirty_decay_ms:5000", 5000)])
+def test_duckdb_keeps_freed_pages_for_reuse_unless_the_user_says_otherwise(own, kept):
+    """Importing the batch has DuckDB's allocator keep freed pages 30 s (the JSON intake reuses
+    them instead of faulting in zeroed ones): the setting comes before duckdb is first imported.
+    A user's own setting is left alone."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "DUCKDB_JE_MALLOC_CONF"}
+    env.update({"DUCKDB_JE_MALLOC_CONF": own} if own else {})
+    done = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode == 3:
+        pytest.skip("this DuckDB has no jemalloc")
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == kept
