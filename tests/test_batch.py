@@ -289,6 +289,25 @@ def test_jsonl_lines_are_numbered_and_read_whatever_the_block_size(tmp_path, mon
     assert sum(len(c) for c in read) == 4  # blank lines are not rows
 
 
+def test_a_line_too_long_for_a_patient_stops_the_run_by_its_number_and_leaves_no_output(tmp_path, monkeypatch):
+    """A line longer than LONGEST_LINE (say, a file that is one JSON array, not JSON Lines) is
+    refused by its number before a buffer (twice the line) could outgrow the reader's 32-bit
+    offsets; a line a little shorter is read and decided."""
+    from reasoner.io import batch
+
+    monkeypatch.setattr(batch, "BLOCK", 1024)
+    monkeypatch.setattr(batch, "LONGEST_LINE", 4096)
+    within = dict(ROWS[0], description="x" * 3900)
+    out = tmp_path / "o.jsonl"
+    path = _jsonl(tmp_path, [ROWS[1], within, dict(ROWS[2], description="y" * 9000), ROWS[0]])
+    result = CliRunner().invoke(app, ["batch", str(path), "--out", str(out)])
+    assert result.exit_code == EXIT_INPUT and f"{path}:3: error: the line is longer than" in result.output
+    assert not out.exists() and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["batch", str(_jsonl(tmp_path, [ROWS[1], within])), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {json.loads(line)["id"] for line in out.read_text().splitlines()} == {"b", "a"}
+
+
 def test_jsonl_buffers_are_reused_only_once_nothing_holds_their_rows(tmp_path, monkeypatch):
     """The reader reads rows in place and reuses a buffer once every chunk cut from it is let
     go: the chunks kept hold their own text to the end, while the chunks let go leave only a

@@ -191,6 +191,8 @@ def _json(line: bytes | str) -> object:
 
 
 BLOCK = 1 << 24  # bytes of a JSONL file read at a time (whole lines are cut from each)
+LONGEST_LINE = 1 << 28  # 256 MiB: a patient's row is a few kB, and a buffer (twice the longest line) must stay
+# within the 32-bit offsets of its Arrow arrays
 _SPACE = np.frombuffer(b" \t\n\r\x0b\x0c", dtype=np.uint8)  # what bytes.strip() strips: a line of only these is blank
 
 
@@ -251,6 +253,11 @@ def _lines(data: bytearray, start: int, stop: int, first: int) -> tuple[pa.Table
     return pa.table({"line": pa.array(numbers), "j": text.cast(pa.string())}), bad, len(ends)
 
 
+def _too_long(path: Path, line: int) -> Problem:
+    return Problem(f"{path}:{line}", f"the line is longer than {LONGEST_LINE >> 20} MiB; a JSON Lines file has one "
+                   "patient per line, each a line of its own (a file holding one JSON array or object is not one).")
+
+
 def _jsonl(path: Path, size: int) -> Iterator[Chunk]:
     """The file's lines, `size` or a little more at a time. Each buffer is filled by as many
     reads as it takes (a pipe gives what it has), and its whole lines are cut after each read;
@@ -263,6 +270,8 @@ def _jsonl(path: Path, size: int) -> Iterator[Chunk]:
         while True:
             if end == len(buf):  # full: the line it holds unfinished goes to the next buffer
                 tail = bytes(buf[start:end])
+                if len(tail) > LONGEST_LINE:
+                    raise InputError([_too_long(path, first)])
                 buf = buffers.take(max(BLOCK, 2 * len(tail)))
                 buf[:len(tail)], start, end = tail, 0, len(tail)
             got = handle.readinto(memoryview(buf)[end:])
