@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import duckdb
 import pyarrow as pa
@@ -356,9 +358,6 @@ def test_duckdb_keeps_freed_pages_for_reuse_unless_the_user_says_otherwise(own, 
     """Importing the batch has DuckDB's allocator keep freed pages 30 s (the JSON intake reuses
     them instead of faulting in zeroed ones): the setting comes before duckdb is first imported.
     A user's own setting is left alone."""
-    import subprocess
-    import sys
-
     env = {k: v for k, v in os.environ.items() if k != "DUCKDB_JE_MALLOC_CONF"}
     env.update({"DUCKDB_JE_MALLOC_CONF": own} if own else {})
     done = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], env=env, cwd=ROOT, capture_output=True, text=True)
