@@ -204,6 +204,8 @@ def test_csv_output_neutralises_formulas(tmp_path):
 @pytest.mark.parametrize("header, message", [
     ("id,service,agee\n", "column 'agee': error: is not a concept of the vocabulary. Did you mean 'age'?"),
     ("id,age,age\n", "column 'age': error: appears 2 times in the header"),
+    ("id,service,medications\n", "column 'medications': error: is a record; give each of its facts a column of its own, "
+                                 "named record.entry.field (e.g. 'medications.nsaid.outcome')."),
 ])
 def test_csv_header_problems_are_reported_once_and_nothing_is_decided(tmp_path, header, message):
     path = tmp_path / "in.csv"
@@ -211,6 +213,57 @@ def test_csv_header_problems_are_reported_once_and_nothing_is_decided(tmp_path, 
     result = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "o.csv")])
     assert result.exit_code == EXIT_INPUT and result.output.count(message) == 1, result.output
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_parquet_column_problems_are_reported_once_and_nothing_is_decided(tmp_path):
+    """A Parquet column the vocabulary does not know refuses the file once, naming it, as a CSV
+    header does (it was every row's error, and the run exited 0); a record's struct column, and its
+    facts as dotted columns, are known."""
+    rows = [{k: v for k, v in r.items() if k != "medications"} for r in ROWS] * 20
+    path, out = tmp_path / "in.parquet", tmp_path / "o.csv"
+    pq.write_table(pa.Table.from_pylist([dict(r, colour="blue") for r in rows]), path)
+    result = CliRunner().invoke(app, ["batch", str(path), "--out", str(out)])
+    message = f"{path}: column 'colour': error: is not a concept of the vocabulary."
+    assert result.exit_code == EXIT_INPUT and result.output.count(message) == 1, result.output
+    assert not out.exists()
+    pq.write_table(pa.Table.from_pylist([dict(r, **{"medications.nsaid.outcome": "failed"}) for r in rows]), path)
+    assert CliRunner().invoke(app, ["batch", str(path), "--out", str(out)]).exit_code == 0
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+@pytest.mark.parametrize("lines", [[], [json.dumps(dict(ROWS[0], age=400)) + "\n"]], ids=["empty", "all rejected"])
+def test_a_run_that_decides_no_row_still_writes_a_file_with_the_output_columns(tmp_path, fmt, lines):
+    """No row decided (an empty file, every row rejected): the output is still a file its reader
+    opens, with the columns a run that decides rows writes (it was 0 bytes: no Parquet footer, no
+    CSV header)."""
+    path, out, full = _jsonl(tmp_path, [], lines), tmp_path / f"o.{fmt}", tmp_path / f"full.{fmt}"
+    result = CliRunner().invoke(app, ["batch", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(app, ["batch", str(_jsonl(tmp_path, ROWS)), "--out", str(full)]).exit_code == 0
+    if fmt == "parquet":
+        assert pq.read_table(out).num_rows == 0 and pq.read_schema(out).equals(pq.read_schema(full))
+    elif fmt == "csv":
+        assert out.read_text() == full.read_text().splitlines(keepends=True)[0]  # the header alone
+    else:
+        assert out.read_bytes() == b""  # JSON Lines of no rows
+
+
+def test_jsonl_rows_that_are_not_objects_or_not_json_are_told_in_the_row_s_own_terms(tmp_path):
+    """A UTF-8 byte-order mark is not part of the first row; invalid JSON is placed by its column
+    in the line (a cut line ended at "line 2, column 1"); a row that is an array says what a
+    JSON Lines file is, and its reason in the summary is the whole of it."""
+    good = json.dumps(ROWS[0])
+    cut = good[:good.index('"age": ') + len('"age": ')]  # a value is expected at the end of the line
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (good + "\n" + cut + "\n" + json.dumps([ROWS[0], ROWS[1]]) + "\n").encode())
+    result = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "o.jsonl"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x)["row"] for x in (tmp_path / "o.jsonl").read_text().splitlines()][:1] == [1]
+    assert f"{path}:2: column {len(cut) + 1}: error: invalid JSON: Expecting value." in result.output
+    array = "the row is an array, not an object of concept and value pairs; a file that is one JSON array is not JSON Lines"
+    assert f"{path}:3: error: {array}, which has one object per line." in result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["rejected_by_reason"] == {"invalid JSON": 1, f"{array}, which has one object per line": 1}
 
 
 def test_ragged_csv_rows_are_row_errors(tmp_path):

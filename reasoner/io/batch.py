@@ -182,8 +182,9 @@ def _json(line: bytes | str) -> object:
         return InputError([Problem(f"byte {err.start + 1}", "the line is not valid UTF-8.")])
     try:
         return json.loads(text, object_pairs_hook=_json_object)
-    except json.JSONDecodeError as err:
-        return InputError([Problem(f"column {err.colno}", f"invalid JSON: {err.msg}.")])
+    except json.JSONDecodeError as err:  # the line's own column: its newline would make an end of text "line 2"
+        column = min(err.pos, len(text.rstrip("\r\n"))) + 1
+        return InputError([Problem(f"column {column}", f"invalid JSON: {err.msg}.")])
     except RecursionError:
         return InputError([Problem("row", "invalid JSON: nested too deeply.")])
     except ValueError as err:  # a key given twice, an integer of thousands of digits
@@ -191,6 +192,7 @@ def _json(line: bytes | str) -> object:
 
 
 BLOCK = 1 << 24  # bytes of a JSONL file read at a time (whole lines are cut from each)
+BOM = b"\xef\xbb\xbf"
 LONGEST_LINE = 1 << 28  # 256 MiB: a patient's row is a few kB, and a buffer (twice the longest line) must stay
 # within the 32-bit offsets of its Arrow arrays
 _SPACE = np.frombuffer(b" \t\n\r\x0b\x0c", dtype=np.uint8)  # what bytes.strip() strips: a line of only these is blank
@@ -258,6 +260,18 @@ def _too_long(path: Path, line: int) -> Problem:
                    "patient per line, each a line of its own (a file holding one JSON array or object is not one).")
 
 
+JSON_TYPES = {list: "an array", str: "a string", bool: "true or false", int: "a number", float: "a number"}
+
+
+def _not_an_object(at: str, data: object) -> Problem:
+    """A row that is valid JSON but not an object: the row's own words (validate speaks of a
+    patient file), and for an array the likely cause (the rows' reason in the summary is the
+    message up to its first colon, so it has none)."""
+    got = "null" if data is None else JSON_TYPES.get(type(data), type(data).__name__)
+    hint = "; a file that is one JSON array is not JSON Lines, which has one object per line" if isinstance(data, list) else ""
+    return Problem(at, f"the row is {got}, not an object of concept and value pairs{hint}.")
+
+
 def _jsonl(path: Path, size: int) -> Iterator[Chunk]:
     """The file's lines, `size` or a little more at a time. Each buffer is filled by as many
     reads as it takes (a pipe gives what it has), and its whole lines are cut after each read;
@@ -277,6 +291,8 @@ def _jsonl(path: Path, size: int) -> Iterator[Chunk]:
             got = handle.readinto(memoryview(buf)[end:])
             if got:
                 end += got
+                if first == 1 and start == 0 and buf[:3] == BOM:  # a byte-order mark (Notepad's "UTF-8 with BOM") is not text
+                    start = 3
                 cut = buf.rfind(b"\n", start, end) + 1
             elif start < end:  # the last line, with no newline: given one (there is room: the buffer is not full)
                 buf[end:end + 1] = b"\n"
@@ -297,12 +313,26 @@ def _jsonl(path: Path, size: int) -> Iterator[Chunk]:
 
 def csv_header_problems(path: Path, header: list[str], loaded: Loaded) -> list[Problem]:
     """Columns the vocabulary does not know, or given twice: reported once, before any row."""
-    known = set(loaded.vocab.plain()) | set(RESERVED) | {n for n, c in loaded.vocab.concepts.items() if c.record}
-    problems = [Problem(f"{path}:1: column '{name}'", f"appears {n} times in the header; each concept has one column.")
-                for name, n in Counter(header).items() if n > 1]
-    for name in header:
-        if name not in known:
-            problems.append(Problem(f"{path}:1: column {name!r}", f"is not a concept of the vocabulary."
+    return column_problems(f"{path}:1", header, loaded, structs=False)
+
+
+def column_problems(where: str, names: list[str], loaded: Loaded, structs: bool) -> list[Problem]:
+    """A file's columns (a CSV header, a Parquet schema) that the vocabulary does not know, or given
+    twice. A record is a column only where a column holds a struct (Parquet); a CSV cell holds one
+    value, so there each of its facts is a column (`record.entry.field`), as in Parquet too."""
+    vocab = loaded.vocab
+    known = set(vocab.plain()) | set(RESERVED) | {n for n, c in vocab.concepts.items() if c.record}
+    known |= set(vocab.records) if structs else set()
+    problems = [Problem(f"{where}: column '{name}'", f"appears {n} times{'' if structs else ' in the header'}; each concept has one column.")
+                for name, n in Counter(names).items() if n > 1]
+    for name in names:
+        record = vocab.records.get(name)
+        if record is not None and not structs:
+            key, field = next(iter(vocab.domains[record.key_domain])), next(iter(record.fields))
+            problems.append(Problem(f"{where}: column {name!r}", f"is a record; give each of its facts a column "
+                                    f"of its own, named record.entry.field (e.g. '{record.concept(key, field)}')."))
+        elif name not in known:
+            problems.append(Problem(f"{where}: column {name!r}", f"is not a concept of the vocabulary."
                                     f"{did_you_mean(name, sorted(known))}"))
     return problems
 
@@ -360,11 +390,16 @@ def _from_csv(record: dict, loaded: Loaded) -> dict:
 
 
 def _parquet(path: Path, size: int | None, loaded: Loaded) -> Iterator[Chunk]:
+    """A Parquet file's rows: typed columns as they are, any other file as JSON. Its columns are
+    checked first, as a CSV header is: one unknown column would otherwise be every row's error."""
     try:
         parquet = pq.ParquetFile(path)
+        problems = column_problems(str(path), parquet.schema_arrow.names, loaded, structs=True)
         typed = typed_columns(loaded.vocab, parquet.schema_arrow) is not None
     except (pa.ArrowException, OSError):
-        typed = False  # DuckDB's reader says what is wrong
+        problems, typed = [], False  # DuckDB's reader says what is wrong
+    if problems:
+        raise InputError(problems)
     return _typed_parquet(path, parquet, size or TYPED_CHUNK) if typed else _parquet_json(path, size or CHUNK)
 
 
@@ -575,6 +610,18 @@ class Pipeline:
             self.spark = SparkBackend(program, vocab, keep=("id",))
         decide = None if self.spark else compile_query(program, vocab, self.layout, "staged", keep=("id",))
         self.output = _output_query(program, fmt == "csv", decide, types)
+        self.types = types
+
+    def empty(self) -> pa.Table:
+        """The output's columns with no rows, for a run that decides none (an empty file, every
+        row rejected): its file is still one a reader opens (a Parquet footer, a CSV header).
+        DuckDB's decision query gives the columns on either engine."""
+        decide = compile_query(self.program, self.vocab, self.layout, "staged", keep=("id",))
+        self.con.register("staged", self.schema.empty_table())
+        try:
+            return self.con.sql(_output_query(self.program, self.fmt == "csv", decide, self.types)).to_arrow_table()
+        finally:
+            self.con.unregister("staged")
 
     @contextmanager
     def _failures(self, what: str, memory: str = MEMORY_LIMIT):
@@ -671,6 +718,8 @@ class Pipeline:
             try:
                 if isinstance(data, InputError):
                     raise data
+                if not isinstance(data, dict):
+                    raise InputError([_not_an_object(at, data)])
                 patient = validate(self._dated(data), self.vocab, at)
             except InputError as err:
                 found = [sourced(p, provenance) for p in err.problems] if provenance else err.problems
@@ -863,12 +912,16 @@ def adjudicate(path: Path, loaded: Loaded, pipeline: Pipeline, writer: "Writer",
     """Decide every valid row of `path`; invalid rows go to `problems` (and stop the run if
     `on_error` is 'reject', raising PatientError)."""
     report = Report(unit="member" if input_format(path) == "fhir-bulk" else "row")
+    written = False
     for table in pipeline.decide(chunks(path, loaded, chunk), str(path), on_error, report, problems):
         for (payer, decision), n in zip(*_counts(table)):
             report.decisions[(payer, decision)] += n
         writer.write(table)
+        written = True
         if progress:
             progress(report)
+    if not written:
+        writer.write(pipeline.empty())
     return report
 
 
