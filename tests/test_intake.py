@@ -17,7 +17,7 @@ from reasoner.engines.intake import LINE, arrow_schema, intake_query, typed_colu
 from reasoner.engines.sql import layout
 from reasoner.errors import InputError
 from reasoner.io.batch import _as_json, _json
-from reasoner.io.patient import nested, validate
+from reasoner.io.patient import id_text, nested, validate
 from reasoner.language.load import load
 from reasoner.language.vocab import load_vocabulary
 from reasoner.search.strategies import patients
@@ -61,6 +61,7 @@ def _assert_sound(texts: list[str]) -> int:
         expected = dict(zip((c.name for c in LAYOUT.columns), LAYOUT.row(patient.facts, LOADED.vocab)))
         got = {c.name: staged[c.name] for c in LAYOUT.columns}
         assert got == expected, text
+        assert staged["id"] == id_text(_json(text).get("id")), text  # the id as validate reads it (a number's digits)
     return accepted
 
 
@@ -142,7 +143,8 @@ def test_mutated_patients_are_never_accepted_when_validate_refuses_them():
                    '"medications": "none"', '"medications": []', '"medications": 5', '"medications": {"nsaid": []}',
                    '"medications": {"nsaid": {"outcome": "failed"}, "baclofen": true}',
                    '"bogus": {}', '"bogus": []', '"bogus": ' + '[' * 5000 + ']' * 5000, '"age": null, "age": null',
-                   '"pain_severity": 5', '"pain_severity": true', '"pain_severity": ["severe"]', '"description": 5', '"id": 7']],
+                   '"pain_severity": 5', '"pain_severity": true', '"pain_severity": ["severe"]', '"description": 5', '"id": 7.0',
+                   '"id": true', '"id": [7]']],
     # what DuckDB's reader takes and JSON does not: a comma before } or ] (found by trying to break the census)
     '{"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial",}',
     '{"service": "implant", "indications": ["nonmalignant_pain",], "line_of_business": "commercial"}',
@@ -259,6 +261,27 @@ def test_keys_written_with_escapes_are_read_as_validate_reads_them():
     _assert_sound(texts)
 
 
+def test_whole_number_ids_are_read_as_their_digits_as_validate_reads_them():
+    """Member ids are often numbers: a whole number is an id, its text its decimal digits, on the
+    JSON path (one of up to 18 digits in SQL, a longer one by validate) and from a Parquet integer
+    column (the typed path); a fraction or a boolean is not an id."""
+    base = '"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"'
+    ids = ["7", "0", "-3", "123456789012345678", "1234567890123456789012"]
+    texts = ['{"id": ' + i + ', ' + base + '}' for i in ids]
+    assert _assert_sound(texts) == 4  # the 22-digit id is validate's to read
+    assert validate(json.loads(texts[-1]), LOADED.vocab, "row").id == ids[-1]
+    table = pa.table({"id": pa.array([7, 1001], pa.int64()), "service": ["implant"] * 2,
+                      "indications": [["nonmalignant_pain"]] * 2, "line_of_business": ["commercial"] * 2,
+                      LINE: pa.array([1, 2], pa.int64())})
+    assert typed_columns(LOADED.vocab, table.drop_columns([LINE]).schema) is not None
+    CON.register("chunk", table)
+    try:
+        staged = CON.sql(typed_intake_query(LOADED.vocab, LAYOUT, "chunk", table.schema)).to_arrow_table().to_pylist()
+    finally:
+        CON.unregister("chunk")
+    assert [(r["ok"], r["id"]) for r in staged] == [(True, "7"), (True, "1001")]
+
+
 def test_codes_map_by_the_longest_prefix_as_validate_does():
     base = {"service": "implant", "indications": ["nonmalignant_pain"], "line_of_business": "commercial"}
     texts = [json.dumps(dict(base, diagnoses=[code])) for code in ("M96.1", "G89.4", "C50.911", "Z99.9", "G90.51")]
@@ -364,7 +387,7 @@ def test_dates_outside_years_1_to_9999_go_to_validate(day):
     pa.field("age", pa.string()),
     pa.field("unknown", pa.bool_()),
     pa.field(LINE, pa.int64()),  # the name typed chunks give their row numbers
-    pa.field("id", pa.int64()),
+    pa.field("id", pa.float64()),
     pa.field("pain_sites", pa.string()),
     pa.field("medications", pa.struct([pa.field("aspirinx", pa.struct([pa.field("outcome", pa.string())]))])),
     pa.field("medications", pa.struct([pa.field("aspirin", pa.struct([pa.field("dose", pa.string())]))])),

@@ -127,6 +127,7 @@ def _path(*parts: str) -> str:
     return "$." + ".".join(f'"{p}"' for p in parts) if parts else "$"
 
 
+ID_NUMBER = "0|-?[1-9][0-9]{0,17}"  # a whole-number id whose JSON text is its decimal digits (longer ones go to validate)
 LITERALS = {"true", "false", "null", "nan", "inf", "infinity"}  # spellings DuckDB's JSON reads as non-strings
 
 
@@ -298,7 +299,9 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
     for n, c in vocab.concepts.items():
         normal[n], check = _read(concepts, c, row.read_as[n], leaf[n], names[n])
         checks += [check] if check else []
-    checks += [f"({text[n]} IS NULL OR starts_with({text[n]}, '\"'))" for n in ("id", "description")]
+    whole = f"regexp_full_match({text['id']}, {literal(ID_NUMBER)})"  # an id may be a whole number (validate's id_text)
+    checks += [f"({text['id']} IS NULL OR starts_with({text['id']}, '\"') OR {whole})",
+               f"({text['description']} IS NULL OR starts_with({text['description']}, '\"'))"]
     counts, shape = _census(row, leaf)
     ok = " AND ".join([shape, *_requested(vocab, names), *checks])
     columns = _laid_out(concepts, layout, names, as_of)
@@ -315,7 +318,7 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
             f"{', '.join(reads)} FROM parsed), "
             f"counted AS (SELECT *, {counts} FROM leaves), "
             f"nulls AS (SELECT *, census // {NULLS} AS nulls FROM counted), "
-            f"normal AS (SELECT *, {_unquoted(text['id'])} AS id_text, "
+            f"normal AS (SELECT *, CASE WHEN {whole} THEN {text['id']} ELSE {_unquoted(text['id'])} END AS id_text, "
             f"{', '.join(f'{normal[n]} AS {names[n]}' for n in vocab.concepts)} FROM nulls), "
             f"checked AS (SELECT *, COALESCE(s IS NOT NULL AND {ok}, FALSE) AS ok FROM normal) "
             f"SELECT line, ok, id_text AS id, {', '.join(columns)} FROM checked")
@@ -360,9 +363,10 @@ def typed_columns(vocab: Vocabulary, schema: pa.Schema) -> dict[str, tuple[str, 
         return None
     for f in schema:
         if f.name in ("id", "description"):
-            if not (_text_type(f.type) or pa.types.is_null(f.type)):
+            whole = f.name == "id" and pa.types.is_integer(f.type)  # a member id column of numbers
+            if not (_text_type(f.type) or pa.types.is_null(f.type) or whole):
                 return None
-            out[f.name] = (_sql_name(f.name), f.type)
+            out[f.name] = (f"CAST({_sql_name(f.name)} AS VARCHAR)" if whole else _sql_name(f.name), f.type)
         elif f.name in plain:
             if not _reads_exactly(plain[f.name], f.type):
                 return None

@@ -43,7 +43,7 @@ from reasoner.engines.duck import ARROW
 from reasoner.engines.intake import LINE, intake_query, typed_columns, typed_intake_query
 from reasoner.engines.sql import compile_query, layout, literal
 from reasoner.errors import InputError, PatientError, Problem, did_you_mean
-from reasoner.io.patient import RESERVED, json_object as _json_object, sourced, validate
+from reasoner.io.patient import RESERVED, id_text, json_object as _json_object, sourced, validate
 from reasoner.language import ir
 from reasoner.language.check import DECISIONS, describe
 from reasoner.language.load import Loaded
@@ -728,7 +728,7 @@ class Pipeline:
                 continue
             facts.append(self.layout.row(patient.facts, self.vocab))
             pids.append(line)
-            ids.append(data.get("id") if isinstance(data.get("id"), str) else None)
+            ids.append(id_text(data.get("id")))  # validated: text, a whole number or nothing
         columns = [pids, ids] + ([list(col) for col in zip(*facts)] if facts else [[] for _ in self.layout.columns])
         return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, self.schema)], schema=self.schema)
 

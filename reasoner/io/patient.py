@@ -33,7 +33,7 @@ from reasoner.language.check import REQUEST_KINDS
 from reasoner.language.vocab import CODE_SYSTEMS, CPT_HCPCS, SIGNIFICANT, Concept, Vocabulary, exact_problem
 from reasoner.paths import policies_dir
 
-RESERVED = {"id": "a short name for the patient", "description": "free text about the scenario"}
+RESERVED = {"id": "a short name for the patient: text, or a whole number", "description": "free text about the scenario"}
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 20
 MAX_ITEMS = 10_000  # items in one list: a member's diagnoses, drugs or visits are far fewer
@@ -107,6 +107,11 @@ def _field_type(c: Concept, vocab: Vocabulary):
     return Literal[values] if c.kind == "enum" else list[Literal[values]]
 
 
+def id_text(value: str | int | None) -> str | None:
+    """A patient's id as text: a whole number is its decimal digits (`validate` takes no other)."""
+    return None if value is None else str(value)
+
+
 @lru_cache(maxsize=8)
 def _model(vocab: Vocabulary) -> type[BaseModel]:
     fields = {name: (Optional[_field_type(c, vocab)], None) for name, c in vocab.plain().items()}
@@ -117,7 +122,7 @@ def _model(vocab: Vocabulary) -> type[BaseModel]:
         # an entry written null (`baclofen:` with nothing after it, a Parquet struct field that is
         # NULL) records nothing, like a field written null
         fields[name] = (Optional[dict[Literal[keys], Optional[entry]]], None)
-    fields["id"] = (Optional[StrictStr], None)
+    fields["id"] = (Optional[Union[StrictStr, StrictInt]], None)  # member ids are often numbers (a Parquet int64 column)
     fields["description"] = (Optional[StrictStr], None)
     return create_model("PatientFacts", __config__=ConfigDict(extra="forbid"), **fields)
 
@@ -435,7 +440,7 @@ def validate(data: object, vocab: Vocabulary, source: str = "<patient>", require
                      for name in REQUEST if name in vocab.concepts and not facts.get(name)]
     if problems:
         raise PatientError(_capped(problems, source))
-    return Patient(parsed.id or Path(source).stem, parsed.description or "", facts, source, provenance, tuple(notes))
+    return Patient(id_text(parsed.id) or Path(source).stem, parsed.description or "", facts, source, provenance, tuple(notes))
 
 
 def nested(facts: dict, vocab: Vocabulary) -> dict:
