@@ -230,6 +230,20 @@ def test_parquet_column_problems_are_reported_once_and_nothing_is_decided(tmp_pa
     assert CliRunner().invoke(app, ["batch", str(path), "--out", str(out)]).exit_code == 0
 
 
+@pytest.mark.parametrize("ages", [None, [40.5, 41.0, 41.0]], ids=["typed path", "json path"])  # doubles for whole years: JSON
+def test_a_pandas_index_column_in_parquet_is_not_data(tmp_path, ages):
+    """A DataFrame written with its unnamed index (pandas' `__index_level_0__`) is read without it,
+    on the typed path and the JSON path alike, instead of being refused as an unknown column."""
+    rows = [{k: v for k, v in r.items() if k != "medications"} for r in ROWS]
+    table = pa.Table.from_pylist([dict(r, **({"age": ages[i]} if ages else {})) for i, r in enumerate(rows)])
+    path, out = tmp_path / "in.parquet", tmp_path / "o.jsonl"
+    pq.write_table(table.append_column("__index_level_0__", pa.array([7, 3, 9], pa.int64())), path)
+    result = CliRunner().invoke(app, ["batch", str(path), "--out", str(out), "--payer", "uhc"])
+    assert result.exit_code == 0 and "__index_level_0__" not in result.output, result.output
+    decided = [json.loads(x)["id"] for x in out.read_text().splitlines()]
+    assert decided == (["a", "b", "c"] if ages is None else ["b", "c"])  # a fractional age is the row's own problem
+
+
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
 @pytest.mark.parametrize("lines", [[], [json.dumps(dict(ROWS[0], age=400)) + "\n"]], ids=["empty", "all rejected"])
 def test_a_run_that_decides_no_row_still_writes_a_file_with_the_output_columns(tmp_path, fmt, lines):

@@ -394,20 +394,24 @@ def _parquet(path: Path, size: int | None, loaded: Loaded) -> Iterator[Chunk]:
     checked first, as a CSV header is: one unknown column would otherwise be every row's error."""
     try:
         parquet = pq.ParquetFile(path)
-        problems = column_problems(str(path), parquet.schema_arrow.names, loaded, structs=True)
-        typed = typed_columns(loaded.vocab, parquet.schema_arrow) is not None
+        data = pa.schema([f for f in parquet.schema_arrow if not PANDAS_INDEX.fullmatch(f.name)])
+        problems = column_problems(str(path), data.names, loaded, structs=True)
+        typed = typed_columns(loaded.vocab, data) is not None
     except (pa.ArrowException, OSError):
         problems, typed = [], False  # DuckDB's reader says what is wrong
     if problems:
         raise InputError(problems)
-    return _typed_parquet(path, parquet, size or TYPED_CHUNK) if typed else _parquet_json(path, size or CHUNK)
+    return _typed_parquet(path, parquet, size or TYPED_CHUNK, data.names) if typed else _parquet_json(path, size or CHUNK)
 
 
-def _typed_parquet(path: Path, parquet: pq.ParquetFile, size: int) -> Iterator[Chunk]:
-    """The file's typed columns as they are, a chunk at a time, with their row numbers."""
+PANDAS_INDEX = re.compile(r"__index_level_[0-9]+__")  # a DataFrame's unnamed index, as pandas writes it: not data
+
+
+def _typed_parquet(path: Path, parquet: pq.ParquetFile, size: int, columns: list[str]) -> Iterator[Chunk]:
+    """The file's typed `columns` as they are, a chunk at a time, with their row numbers."""
     number = 0
     try:
-        for batch in parquet.iter_batches(batch_size=size):
+        for batch in parquet.iter_batches(batch_size=size, columns=columns):
             table = pa.Table.from_batches([batch])
             lines = pa.array(range(number + 1, number + 1 + batch.num_rows), pa.int64())
             yield Chunk(arrow=table.append_column(LINE, lines), typed=True)
@@ -418,12 +422,13 @@ def _typed_parquet(path: Path, parquet: pq.ParquetFile, size: int) -> Iterator[C
 
 def _parquet_json(path: Path, size: int) -> Iterator[Chunk]:
     """Each row as JSON text, by DuckDB (dates as YYYY-MM-DD, lists as arrays, NULL as null, which
-    like an absent field documents nothing). The file's column names stay data: no SQL is built
-    from them."""
+    like an absent field documents nothing), leaving out pandas' index. The file's column names
+    stay data: no SQL is built from them."""
     con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
+    data = f"SELECT COLUMNS(lambda c: NOT regexp_full_match(c, {literal(PANDAS_INDEX.pattern)})) FROM read_parquet(?)"
     try:
         try:
-            reader = con.sql("SELECT to_json(t)::VARCHAR AS j FROM read_parquet(?) t", params=[str(path)]).to_arrow_reader(size)
+            reader = con.sql(f"SELECT to_json(t)::VARCHAR AS j FROM ({data}) t", params=[str(path)]).to_arrow_reader(size)
         except duckdb.Error as err:
             raise InputError([Problem(str(path), f"is not a readable Parquet file ({str(err)[:200]}); nothing was decided.")]) from None
         number = 0
