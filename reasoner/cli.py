@@ -35,7 +35,10 @@ from reasoner.web.command import serve
 EXIT_OK, EXIT_LINT, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_RESOURCES, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 EXIT_PIPE = 128 + 13  # the reader of standard output went away, as for a process that SIGPIPE ends
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+EXIT_CODES = ("Exit codes: 0 success; 1 lint found errors; 2 wrong command-line usage; 3 an input file is invalid; "
+              "4 an output file could not be written; 5 batch ran out of memory (try a smaller --chunk); "
+              "130/143 interrupted; 141 the reader of standard output went away.")
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None, epilog=EXIT_CODES,
                   help="Executable health-insurance coverage policies: decide, compare, explain.")
 
 AsOfOpt = typer.Option(None, "--as-of", metavar="DATE", help="Date the request (YYYY-MM-DD) when it has no request_date: "
@@ -289,7 +292,11 @@ def batch(
     if fmt is None and out is not None and out.suffix.lstrip(".").lower() not in b.FORMATS:
         usage.append(Problem("--out", f"cannot tell the output format from '{out.name}'; name the file .jsonl, .csv or "
                                       ".parquet, or give --format."))
-    fmt = fmt or (out.suffix.lstrip(".").lower() if out else "jsonl")
+    named = out.suffix.lstrip(".").lower() if out is not None else None  # the format the file's name says
+    if fmt is not None and named in b.FORMATS and named != fmt.lower():
+        usage.append(Problem("--format", f"'{fmt}' contradicts the name of --out '{out.name}'; give one of them, "
+                                         f"or name the file .{fmt.lower()}."))
+    fmt = fmt or (named if out else "jsonl")
     if fmt not in b.FORMATS and not usage:
         usage.append(Problem("--format", f"unknown format '{fmt}'; use one of {', '.join(b.FORMATS)}."))
     if on_error not in ("skip", "reject"):

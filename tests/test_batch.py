@@ -185,6 +185,18 @@ def test_bad_options(tmp_path, args, where):
     assert result.exit_code == EXIT_USAGE and where in result.output
 
 
+def test_a_format_that_contradicts_the_output_s_name_is_refused(tmp_path):
+    """`--out o.csv --format parquet` wrote Parquet under a .csv name without a word; a name of no
+    known format (or the same format in capitals) still takes --format."""
+    out = tmp_path / "o.csv"
+    result = CliRunner().invoke(app, ["batch", str(_jsonl(tmp_path, ROWS)), "--out", str(out), "--format", "parquet"])
+    assert result.exit_code == EXIT_USAGE and "--format: error: 'parquet' contradicts the name of --out 'o.csv'" in result.output
+    assert not out.exists()
+    for name in ("o.out", "o.CSV"):
+        result = CliRunner().invoke(app, ["batch", str(_jsonl(tmp_path, ROWS)), "--out", str(tmp_path / name), "--format", "csv"])
+        assert result.exit_code == 0 and (tmp_path / name).read_text().startswith('"row","id"'), result.output
+
+
 def test_unknown_extension(tmp_path):
     path = tmp_path / "in.txt"
     path.write_text("{}\n")

@@ -96,7 +96,10 @@ def test_the_wrong_option_is_named():
 
 def test_version_completion_and_plain_help():
     assert run("--version").stdout.startswith("reasoner ")
-    assert "--show-completion" in run("--help").stdout
+    top = run("--help").stdout
+    assert "--show-completion" in top
+    codes = " ".join(top[top.index("Exit codes:"):].split())  # rewrapped to the terminal's width
+    assert all(f"{code} " in codes for code in (0, 1, 2, 3, 4, 5, 141)) and "130/143 interrupted" in codes
     help_text = run("check", "--help").stdout
     assert "<bool>" not in help_text and "<list[str]>" not in help_text and "--payer ID" in help_text
 
