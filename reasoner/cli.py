@@ -289,14 +289,15 @@ def batch(
     chosen = _payers(loaded, payer, as_json)
     problems: list[Problem] = []
     usage = []
-    if fmt is None and out is not None and out.suffix.lstrip(".").lower() not in b.FORMATS:
+    folder = out is not None and out.is_dir()  # said once, by check_target below: its format is not asked about
+    if fmt is None and out is not None and not folder and out.suffix.lstrip(".").lower() not in b.FORMATS:
         usage.append(Problem("--out", f"cannot tell the output format from '{out.name}'; name the file .jsonl, .csv or "
                                       ".parquet, or give --format."))
     named = out.suffix.lstrip(".").lower() if out is not None else None  # the format the file's name says
     if fmt is not None and named in b.FORMATS and named != fmt.lower():
         usage.append(Problem("--format", f"'{fmt}' contradicts the name of --out '{out.name}'; give one of them, "
                                          f"or name the file .{fmt.lower()}."))
-    fmt = fmt or (named if out else "jsonl")
+    fmt = fmt or (named if out is not None and not folder else "jsonl")
     if fmt not in b.FORMATS and not usage:
         usage.append(Problem("--format", f"unknown format '{fmt}'; use one of {', '.join(b.FORMATS)}."))
     if on_error not in ("skip", "reject"):
@@ -305,12 +306,13 @@ def batch(
         usage.append(Problem("--engine", f"unknown engine '{engine}'; use duckdb or spark."))
     if fmt == "parquet" and out is None:
         usage.append(Problem("--format", "parquet output needs --out FILE."))
-    if not input.exists():
+    if not input.exists():  # one mistake, one message: its format is then not asked about
         usage.append(Problem(str(input), "no such file."))
-    try:
-        b.input_format(input)
-    except InputError as error:
-        usage += error.problems
+    else:
+        try:
+            b.input_format(input)
+        except InputError as error:
+            usage += error.problems
     if out is not None:
         try:
             check_target(out, [input])

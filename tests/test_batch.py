@@ -197,6 +197,16 @@ def test_a_format_that_contradicts_the_output_s_name_is_refused(tmp_path):
         assert result.exit_code == 0 and (tmp_path / name).read_text().startswith('"row","id"'), result.output
 
 
+def test_one_mistake_is_one_message(tmp_path):
+    """An output folder is said to be a folder, not also a name of no format; an input that does not
+    exist is not also asked its format."""
+    (tmp_path / "adir").mkdir()
+    folder = CliRunner().invoke(app, ["batch", str(_jsonl(tmp_path, ROWS)), "--out", str(tmp_path / "adir")])
+    missing = CliRunner().invoke(app, ["batch", str(tmp_path / "none.txt"), "--out", str(tmp_path / "o.csv")])
+    for result, message in ((folder, "is a folder"), (missing, "no such file")):
+        assert result.exit_code == EXIT_USAGE and result.output.count("error:") == 1 and message in result.output, result.output
+
+
 def test_unknown_extension(tmp_path):
     path = tmp_path / "in.txt"
     path.write_text("{}\n")
