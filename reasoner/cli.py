@@ -290,10 +290,10 @@ def batch(
     problems: list[Problem] = []
     usage = []
     folder = out is not None and out.is_dir()  # said once, by check_target below: its format is not asked about
-    if fmt is None and out is not None and not folder and out.suffix.lstrip(".").lower() not in b.FORMATS:
+    named = out.suffix.lstrip(".").lower() if out is not None else None  # the format the file's name says
+    if fmt is None and out is not None and not folder and named not in b.FORMATS:
         usage.append(Problem("--out", f"cannot tell the output format from '{out.name}'; name the file .jsonl, .csv or "
                                       ".parquet, or give --format."))
-    named = out.suffix.lstrip(".").lower() if out is not None else None  # the format the file's name says
     if fmt is not None and named in b.FORMATS and named != fmt.lower():
         usage.append(Problem("--format", f"'{fmt}' contradicts the name of --out '{out.name}'; give one of them, "
                                          f"or name the file .{fmt.lower()}."))

@@ -300,7 +300,7 @@ def intake_query(vocab: Vocabulary, layout: Layout, source: str, as_of: dt.date 
         normal[n], check = _read(concepts, c, row.read_as[n], leaf[n], names[n])
         checks += [check] if check else []
     whole = f"regexp_full_match({text['id']}, {literal(ID_NUMBER)})"  # an id may be a whole number (validate's id_text)
-    checks += [f"({text['id']} IS NULL OR starts_with({text['id']}, '\"') OR {whole})",
+    checks += [f"({text['id']} IS NULL OR id_text IS NOT NULL)",  # a string or such a number: read as its text
                f"({text['description']} IS NULL OR starts_with({text['description']}, '\"'))"]
     counts, shape = _census(row, leaf)
     ok = " AND ".join([shape, *_requested(vocab, names), *checks])

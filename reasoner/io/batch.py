@@ -311,11 +311,6 @@ def _jsonl(path: Path, size: int) -> Iterator[Chunk]:
     yield Chunk(arrow=pa.concat_tables(tables) if tables else None, bad=bad)
 
 
-def csv_header_problems(path: Path, header: list[str], loaded: Loaded) -> list[Problem]:
-    """Columns the vocabulary does not know, or given twice: reported once, before any row."""
-    return column_problems(f"{path}:1", header, loaded, structs=False)
-
-
 def column_problems(where: str, names: list[str], loaded: Loaded, structs: bool) -> list[Problem]:
     """A file's columns (a CSV header, a Parquet schema) that the vocabulary does not know, or given
     twice. A record is a column only where a column holds a struct (Parquet); a CSV cell holds one
@@ -346,7 +341,7 @@ def _csv(path: Path, size: int, loaded: Loaded) -> Iterator[Chunk]:
         if header is None:
             yield Chunk()
             return
-        problems = csv_header_problems(path, header, loaded)
+        problems = column_problems(f"{path}:1", header, loaded, structs=False)  # once, before any row
         if problems:
             raise InputError(problems)
         chunk = Chunk()
@@ -613,18 +608,23 @@ class Pipeline:
         if engine == "spark":
             from reasoner.engines.spark import SparkBackend
             self.spark = SparkBackend(program, vocab, keep=("id",))
-        decide = None if self.spark else compile_query(program, vocab, self.layout, "staged", keep=("id",))
-        self.output = _output_query(program, fmt == "csv", decide, types)
         self.types = types
+        self.output = self._output(None if self.spark else self._decision())
+
+    def _decision(self) -> str:
+        """DuckDB's decision query over the stream `staged`."""
+        return compile_query(self.program, self.vocab, self.layout, "staged", keep=("id",))
+
+    def _output(self, decide: str | None) -> str:
+        return _output_query(self.program, self.fmt == "csv", decide, self.types)
 
     def empty(self) -> pa.Table:
         """The output's columns with no rows, for a run that decides none (an empty file, every
         row rejected): its file is still one a reader opens (a Parquet footer, a CSV header).
-        DuckDB's decision query gives the columns on either engine."""
-        decide = compile_query(self.program, self.vocab, self.layout, "staged", keep=("id",))
+        DuckDB's decision query gives the columns on either engine (on Spark it is compiled now)."""
         self.con.register("staged", self.schema.empty_table())
         try:
-            return self.con.sql(_output_query(self.program, self.fmt == "csv", decide, self.types)).to_arrow_table()
+            return self.con.sql(self._output(self._decision()) if self.spark else self.output).to_arrow_table()
         finally:
             self.con.unregister("staged")
 
